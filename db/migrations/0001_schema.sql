@@ -309,6 +309,20 @@ end $$;
 create trigger calendar_integrations_touch before update on calendar_integrations
   for each row execute function touch_updated_at();
 
+-- Which integration syncs an appointment (CONTRACT §5): the assigned user's connected
+-- user-level integration, else the organisation's org-level one. "Connected" means it holds
+-- tokens: a needs_reconnect integration stays the target (its rows wait for reconnection),
+-- a disconnecting or disconnected one is not. The relay and the API both read this view.
+create view appointment_sync_targets as
+select a.id as appointment_id, a.organisation_id, coalesce(ui.id, oi.id) as integration_id
+from appointments a
+left join calendar_integrations ui
+  on ui.organisation_id = a.organisation_id and ui.provider = 'google' and ui.user_id = a.assigned_user_id
+ and ui.connection_status in ('active', 'needs_reconnect')
+left join calendar_integrations oi
+  on oi.organisation_id = a.organisation_id and oi.provider = 'google' and oi.user_id is null
+ and oi.connection_status in ('active', 'needs_reconnect');
+
 -- For DBAs -----------------------------------------------------------------------------------
 
 -- Depth, age and failures of the outbox per organisation: `select * from sync_outbox_overview`.
@@ -329,7 +343,7 @@ left join organisations org on org.id = o.organisation_id
 group by o.organisation_id, org.name;
 
 -- Down Migration
-drop view if exists sync_outbox_overview;
+drop view if exists sync_outbox_overview, appointment_sync_targets;
 drop table if exists google_rate_limits, sync_backlog, sync_outbox, appointment_external_links,
   calendar_credentials, calendar_integrations, appointments, users, organisations, iana_time_zones cascade;
 drop function if exists appointment_synced_columns_changed(appointments, appointments), appointments_before_update(),
