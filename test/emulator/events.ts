@@ -227,8 +227,8 @@ export function validateEvent(body: JsonObject, calendar: Calendar, defaultStatu
     if (v === undefined || v === null) continue;
     fields[k] = check(v, k);
   }
-  const end = parseTime(fields['end'] as JsonObject | undefined, 'end');
   const start = parseTime(fields['start'] as JsonObject | undefined, 'start');
+  const end = parseTime(fields['end'] as JsonObject | undefined, 'end');
   // "Missing end time." is what Google answers for an event without times (§5, UNCONFIRMED wording).
   if (!end) throw apiError('required', { message: 'Missing end time.' });
   if (!start) throw apiError('required', { message: 'Missing start time.' });

@@ -546,7 +546,9 @@ function userinfo(state: EmulatorState, req: EmuRequest, flavour: 'oidc' | 'v2')
 
 function tokeninfo(state: EmulatorState, req: EmuRequest): Reply {
   const form = req.method === 'POST' ? parseForm(req) : new URLSearchParams();
-  const value = req.query.get('access_token') ?? form.get('access_token');
+  // OAuth2Client.getTokenInfo POSTs with the token as a Bearer header; curl users pass ?access_token=.
+  const bearer = /^Bearer\s+(\S+)/i.exec(String(req.headers.authorization ?? ''))?.[1];
+  const value = req.query.get('access_token') ?? form.get('access_token') ?? bearer;
   const rec = value ? state.accessTokens.get(value) : undefined;
   const now = state.now();
   if (!rec || rec.revoked || rec.expiresAt <= now) {
