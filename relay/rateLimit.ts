@@ -1,0 +1,96 @@
+// Google's quota is per Google account (600/min) and per project (10,000/min), shared by every
+// relay (google-api.md §6). The buckets live in google_rate_limits so all relays draw from
+// the same ones; each relay reserves a few tokens per round trip to keep the database out of
+// the per-call path. A rate-limit answer from Google pauses the account for every relay.
+import { z } from 'zod';
+import { sql, type Db } from '../src/shared/db';
+
+export const PROJECT_KEY = '*';
+
+/** The account (or project) may not be called before `until`. */
+export class AccountPaused extends Error {
+  constructor(
+    readonly accountKey: string,
+    readonly until: number,
+    readonly reason: string,
+  ) {
+    super(`Google calls for ${accountKey === PROJECT_KEY ? 'the project' : 'this account'} paused until ${new Date(until).toISOString()}: ${reason}`);
+    this.name = 'AccountPaused';
+  }
+}
+
+const Bucket = z.object({ tokens: z.number(), paused_ms: z.number().nullable(), pause_reason: z.string().nullable() });
+
+// Waiting this long inside a call slot is cheaper than handing the rows back.
+const MAX_INLINE_WAIT_MS = 2_000;
+// Reserved tokens not spent within this time are forgotten (the bucket refills anyway).
+const CREDIT_TTL_MS = 1_000;
+
+export type RateLimiter = ReturnType<typeof createRateLimiter>;
+
+export function createRateLimiter(
+  db: Db,
+  limits: { perAccountPerMinute: number; perProjectPerMinute: number },
+  onWait: (ms: number) => void = () => {},
+) {
+  const credits = new Map<string, { n: number; at: number }>();
+  const pausedUntil = new Map<string, { until: number; reason: string }>();
+
+  const perMinute = (key: string) => (key === PROJECT_KEY ? limits.perProjectPerMinute : limits.perAccountPerMinute);
+
+  async function reserve(key: string): Promise<void> {
+    const paused = pausedUntil.get(key);
+    if (paused && paused.until > Date.now()) throw new AccountPaused(key, paused.until, paused.reason);
+    const credit = credits.get(key);
+    if (credit && credit.n > 0 && Date.now() - credit.at < CREDIT_TTL_MS) {
+      credit.n -= 1;
+      return;
+    }
+    const capacity = perMinute(key);
+    const perSecond = capacity / 60;
+    const chunk = Math.max(1, Math.min(20, Math.floor(perSecond / 2)));
+    await db.query(sql.unsafe`
+      insert into google_rate_limits (account_key, tokens) values (${key}, ${capacity}) on conflict do nothing`);
+    // A token bucket that may go into debt: a negative balance is the wait before our turn.
+    const bucket = await db.one(sql.type(Bucket)`
+      update google_rate_limits
+      set tokens = least(${capacity}::float8, tokens + extract(epoch from clock_timestamp() - refilled_at) * ${perSecond}::float8)
+                   - case when paused_until > clock_timestamp() then 0 else ${chunk} end,
+          refilled_at = clock_timestamp()
+      where account_key = ${key}
+      returning tokens,
+                case when paused_until > clock_timestamp()
+                     then (extract(epoch from paused_until - clock_timestamp()) * 1000)::float8 end as paused_ms,
+                pause_reason`);
+    if (bucket.paused_ms !== null) {
+      const until = Date.now() + bucket.paused_ms;
+      pausedUntil.set(key, { until, reason: bucket.pause_reason ?? 'rate limited' });
+      throw new AccountPaused(key, until, bucket.pause_reason ?? 'rate limited');
+    }
+    if (bucket.tokens < 0) {
+      const waitMs = (-bucket.tokens / perSecond) * 1000;
+      if (waitMs > MAX_INLINE_WAIT_MS) throw new AccountPaused(key, Date.now() + waitMs, 'local quota (GOOGLE_RATE_LIMIT_*) reached');
+      onWait(waitMs);
+      await new Promise((r) => setTimeout(r, waitMs));
+    }
+    credits.set(key, { n: chunk - 1, at: Date.now() });
+  }
+
+  return {
+    /** Waits for (or refuses with AccountPaused) one call's worth of quota. */
+    async acquire(accountKey: string): Promise<void> {
+      await reserve(PROJECT_KEY);
+      await reserve(accountKey);
+    },
+    /** Google said slow down: nobody calls for this account until `ms` from now. */
+    async pause(accountKey: string, ms: number, reason: string): Promise<void> {
+      pausedUntil.set(accountKey, { until: Date.now() + ms, reason });
+      credits.delete(accountKey);
+      await db.query(sql.unsafe`
+        insert into google_rate_limits (account_key, tokens, paused_until, pause_reason)
+        values (${accountKey}, 0, now() + ${Math.round(ms)} * interval '1 millisecond', ${reason})
+        on conflict (account_key) do update
+        set paused_until = greatest(google_rate_limits.paused_until, excluded.paused_until), pause_reason = excluded.pause_reason`);
+    },
+  };
+}

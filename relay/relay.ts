@@ -1,0 +1,190 @@
+// One relay daemon: claims outbox rows, syncs their appointments to Google with bounded
+// concurrency, and records the results. Any number may run at once (README "Running N relays").
+import os from 'node:os';
+import { randomBytes } from 'node:crypto';
+import type http from 'node:http';
+import type { RelayConfig } from '../src/shared/config';
+import { createKeyring } from '../src/shared/crypto';
+import { createDb, type Db } from '../src/shared/db';
+import { createLogger, type Logger } from '../src/shared/logger';
+import { createCalendarApi } from '../src/integrations/google/calendarApi';
+import { createTokenStore } from '../src/integrations/google/tokenStore';
+import { expandBacklog, finishDisconnects } from './backlog';
+import { createGoogleClient } from './google';
+import { createRelayMetrics, serveMetrics } from './metrics';
+import { claimBatch, extendLeases, releaseRows, type ClaimedGroup } from './outbox';
+import { createRateLimiter } from './rateLimit';
+import { syncAppointment } from './sync';
+import { createWakeup } from './wakeup';
+
+export type Relay = {
+  id: string;
+  metricsUrl: string | null;
+  /** Stops claiming, lets in-flight calls finish (at most `drainMs`), hands back the rest. */
+  stop(drainMs?: number): Promise<void>;
+};
+
+/**
+ * Server-side TCP keepalives on our sessions: PostgreSQL notices a vanished relay within ~25 s
+ * and ends its session, so no transaction or lock of a dead relay outlives its lease.
+ */
+function withKeepalives(databaseUrl: string): string {
+  const url = new URL(databaseUrl);
+  if (!url.searchParams.has('options')) {
+    url.searchParams.set('options', '-c tcp_keepalives_idle=10 -c tcp_keepalives_interval=5 -c tcp_keepalives_count=3');
+  }
+  return url.toString();
+}
+
+export async function startRelay(config: RelayConfig, opts: { log?: Logger } = {}): Promise<Relay> {
+  const id = config.RELAY_ID ?? `${os.hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
+  const log = (opts.log ?? createLogger('relay', config.LOG_LEVEL)).child({ relay_id: id });
+  const databaseUrl = withKeepalives(config.DATABASE_URL);
+  const db: Db = await createDb(databaseUrl, {
+    applicationName: `cassius-relay ${id}`.slice(0, 63),
+    maximumPoolSize: config.RELAY_CONCURRENCY + 4,
+    // A relay never holds a transaction across a Google call; one left idle is a bug or a
+    // half-dead connection, and must not keep rows or locks.
+    idleInTransactionSessionTimeout: 30_000,
+    statementTimeout: 30_000,
+    connectionTimeout: 10_000,
+    idleTimeout: 60_000,
+  });
+  const metrics = createRelayMetrics(db);
+  const keyring = createKeyring(config.TOKEN_ENCRYPTION_KEY, config.TOKEN_ENCRYPTION_OLD_KEYS?.split(',') ?? []);
+  const tokens = createTokenStore(db, keyring, config, { onRefresh: metrics.tokenRefresh });
+  const limiter = createRateLimiter(
+    db,
+    { perAccountPerMinute: config.GOOGLE_RATE_LIMIT_PER_ACCOUNT_PER_MIN, perProjectPerMinute: config.GOOGLE_RATE_LIMIT_PER_PROJECT_PER_MIN },
+    metrics.rateLimitWait,
+  );
+  const google = createGoogleClient({
+    api: createCalendarApi(config.GOOGLE_API_URL, config.GOOGLE_TIMEOUT_MS),
+    tokens,
+    limiter,
+    metrics: { onCall: metrics.googleCall },
+  });
+  const wakeup = await createWakeup({
+    databaseUrl,
+    db,
+    relayId: id,
+    pollMs: config.RELAY_POLL_MS,
+    log,
+    onResubscribe: metrics.listenerResubscribed,
+  });
+
+  let metricsServer: http.Server | null = null;
+  let metricsUrl: string | null = null;
+  if (config.RELAY_METRICS_PORT !== undefined) {
+    metricsServer = await serveMetrics(metrics.registry, config.RELAY_METRICS_PORT, config.RELAY_METRICS_HOST);
+    const address = metricsServer.address() as { port: number };
+    metricsUrl = `http://${config.RELAY_METRICS_HOST}:${address.port}/metrics`;
+  }
+
+  const inFlight = new Map<string, ClaimedGroup>();
+  let stopping = false;
+
+  async function processGroup(group: ClaimedGroup): Promise<void> {
+    const claimedAt = performance.now();
+    let firstCall = true;
+    try {
+      const outcome = await syncAppointment(
+        {
+          db,
+          google,
+          limiter,
+          relayId: id,
+          maxAttempts: config.RELAY_MAX_ATTEMPTS,
+          log,
+          onFirstCall: () => {
+            if (!firstCall) return;
+            firstCall = false;
+            metrics.commitToCall((group.ageMs + performance.now() - claimedAt) / 1000);
+          },
+        },
+        group,
+      );
+      metrics.outcome(outcome);
+      log.debug({ appointment_id: group.appointmentId, organisation_id: group.organisationId, outbox_ids: group.ids, outcome }, 'synced');
+    } catch (error) {
+      // Recording itself failed (e.g. the database went away): the lease runs out and another
+      // attempt follows; nothing is lost.
+      metrics.outcome('retry');
+      log.error({ appointment_id: group.appointmentId, outbox_ids: group.ids, err: (error as Error).message }, 'could not record a sync result');
+    } finally {
+      inFlight.delete(group.appointmentId);
+      metrics.setInFlight(inFlight.size);
+      wakeup.poke();
+    }
+  }
+
+  // Leases are renewed well before they run out, so a slow Google call is never taken over.
+  const heartbeat = setInterval(() => {
+    const ids = [...inFlight.values()].flatMap((g) => g.ids);
+    extendLeases(db, id, ids, config.RELAY_LEASE_MS).catch((error: Error) => log.warn({ err: error.message }, 'lease heartbeat failed'));
+  }, Math.max(1_000, Math.floor(config.RELAY_LEASE_MS / 3)));
+  heartbeat.unref();
+
+  // Backlog expansion and disconnect bookkeeping, at most every half second.
+  let lastMaintenance = 0;
+  async function maintain(): Promise<void> {
+    if (Date.now() - lastMaintenance < 500) return;
+    lastMaintenance = Date.now();
+    while (!stopping && (await expandBacklog(db))) {
+      // keep expanding while there is headroom
+    }
+    await finishDisconnects(db, tokens, config, log);
+  }
+
+  const loop = (async () => {
+    let failures = 0;
+    while (!stopping) {
+      try {
+        await maintain();
+        const free = config.RELAY_CONCURRENCY - inFlight.size;
+        if (free <= 0) {
+          await wakeup.wait();
+          continue;
+        }
+        const limit = Math.min(config.RELAY_BATCH_SIZE, free);
+        const groups = await claimBatch(db, id, limit, config.RELAY_LEASE_MS);
+        failures = 0;
+        for (const group of groups) {
+          inFlight.set(group.appointmentId, group);
+          void processGroup(group);
+        }
+        metrics.setInFlight(inFlight.size);
+        // Never sleep after a full batch: there is probably more.
+        if (groups.length < limit) await wakeup.wait();
+      } catch (error) {
+        // The database is unreachable (restart, failover): back off, keep trying, never exit.
+        failures += 1;
+        const delay = Math.min(10_000, 250 * 2 ** Math.min(failures, 6));
+        if (failures === 1 || failures % 20 === 0) log.warn({ err: (error as Error).message, failures }, `outbox claim failed; retrying in ${delay} ms`);
+        await new Promise((r) => setTimeout(r, delay));
+      }
+    }
+  })();
+
+  log.info({ concurrency: config.RELAY_CONCURRENCY, batch: config.RELAY_BATCH_SIZE, metrics: metricsUrl }, 'relay started');
+
+  return {
+    id,
+    metricsUrl,
+    async stop(drainMs = 10_000) {
+      if (stopping) return;
+      stopping = true;
+      wakeup.poke();
+      await loop;
+      const deadline = Date.now() + drainMs;
+      while (inFlight.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25));
+      const unfinished = [...inFlight.values()].flatMap((g) => g.ids);
+      await releaseRows(db, id, unfinished).catch(() => {});
+      clearInterval(heartbeat);
+      await wakeup.close();
+      await new Promise<void>((resolve) => (metricsServer ? metricsServer.close(() => resolve()) : resolve()));
+      await db.end();
+      log.info({ released: unfinished.length }, 'relay stopped');
+    },
+  };
+}
