@@ -15,6 +15,7 @@ import { createRelayMetrics, serveMetrics } from './metrics';
 import { claimBatch, extendLeases, releaseRows, type ClaimedGroup } from './outbox';
 import { createRateLimiter } from './rateLimit';
 import { syncAppointment } from './sync';
+import { crashPoint } from './crashPoints';
 import { createWakeup } from './wakeup';
 
 export type Relay = {
@@ -149,6 +150,7 @@ export async function startRelay(config: RelayConfig, opts: { log?: Logger } = {
         const limit = Math.min(config.RELAY_BATCH_SIZE, free);
         const groups = await claimBatch(db, id, limit, config.RELAY_LEASE_MS);
         failures = 0;
+        if (groups.length > 0) crashPoint('after_claim');
         for (const group of groups) {
           inFlight.set(group.appointmentId, group);
           void processGroup(group);

@@ -10,6 +10,7 @@ import { NoCredentials, ReconnectRequired } from '../src/integrations/google/tok
 import { backoffMs } from './backoff';
 import { eventBody, eventIdFor, GoogleCallFailed, payloadHash, type GoogleClient, type IntegrationAuth } from './google';
 import { completeRows, parkRows, retryRows, waitForReconnect, type ClaimedGroup } from './outbox';
+import { crashPoint } from './crashPoints';
 import { AccountPaused, type RateLimiter } from './rateLimit';
 
 const Integration = z.object({
@@ -133,6 +134,7 @@ export async function syncAppointment(deps: SyncDeps, group: ClaimedGroup): Prom
 
   const state = await loadState(db, group);
   const { appointment, target, link, link_integration: linkIntegration } = state;
+  crashPoint('after_load', appointment?.title ?? (group.snapshot?.title as string | undefined));
 
   // Sync switched off on the integration that owns this appointment: no Google call at all.
   if (appointment && target && !target.sync_enabled) return finish(deps, group, { status: 'disabled', link: 'keep' }, 'disabled');
@@ -309,6 +311,7 @@ type Result = {
 
 async function finish(deps: SyncDeps, group: ClaimedGroup, result: Result, outcome: SyncOutcome): Promise<SyncOutcome> {
   const { appointmentId, organisationId } = group;
+  crashPoint('after_google');
   const recorded = await deps.db.transaction(async (tx) => {
     if (!(await completeRows(tx, deps.relayId, group.ids))) {
       // Our lease ran out and another relay owns these rows now: its result is the one to keep.
@@ -346,6 +349,7 @@ async function finish(deps: SyncDeps, group: ClaimedGroup, result: Result, outco
           last_error = null
         where id = ${appointmentId} and organisation_id = ${organisationId}`);
     }
+    crashPoint('before_commit');
     return true;
   }).catch((error) => {
     if (error instanceof LeaseLost) return false;
