@@ -20,6 +20,7 @@ import {
   updateAppointment,
   userInOrganisation,
   type AppointmentRow,
+  type Conn,
 } from './sql';
 
 const Title = z.string().min(1, 'must not be empty').max(1024, 'must be at most 1024 characters');
@@ -94,11 +95,11 @@ export const appointmentsPlugin: FastifyPluginAsyncZod<AppointmentsPluginOptions
   const tags = ['appointments'];
   const security: Record<string, string[]>[] = [{ bearer: [] }, { cookie: [] }];
 
-  async function checkReferences(organisationId: string, b: { time_zone?: string; assigned_user_id?: string | null }) {
-    if (b.time_zone !== undefined && !(await timeZoneExists(db, b.time_zone))) {
+  async function checkReferences(conn: Conn, organisationId: string, b: { time_zone?: string; assigned_user_id?: string | null }) {
+    if (b.time_zone !== undefined && !(await timeZoneExists(conn, b.time_zone))) {
       throw badRequest(`body.time_zone: '${b.time_zone}' is not a known IANA time zone`);
     }
-    if (b.assigned_user_id && !(await userInOrganisation(db, organisationId, b.assigned_user_id))) {
+    if (b.assigned_user_id && !(await userInOrganisation(conn, organisationId, b.assigned_user_id))) {
       // The same answer whether the user does not exist or belongs to another organisation.
       throw badRequest('body.assigned_user_id: no such user in this organisation');
     }
@@ -124,7 +125,7 @@ export const appointmentsPlugin: FastifyPluginAsyncZod<AppointmentsPluginOptions
     async (request, reply) => {
       const me = identityOf(request);
       const b = request.body;
-      await checkReferences(me.organisationId, b);
+      await checkReferences(db, me.organisationId, b);
       const id = await insertAppointment(db, me.organisationId, {
         title: b.title,
         starts_at: b.starts_at,
@@ -182,7 +183,7 @@ export const appointmentsPlugin: FastifyPluginAsyncZod<AppointmentsPluginOptions
       await db.transaction(async (tx) => {
         const current = await lockAppointment(tx, me.organisationId, request.params.id);
         if (!current) throw notFound('appointment');
-        await checkReferences(me.organisationId, b);
+        await checkReferences(tx, me.organisationId, b);
         const startsAt = b.starts_at ?? current.starts_at;
         const endsAt = b.ends_at ?? current.ends_at;
         if (Date.parse(endsAt) <= Date.parse(startsAt)) {

@@ -4,7 +4,7 @@
 import { z } from 'zod';
 import { sql, type Db } from '../shared/db';
 
-type Conn = Pick<Db, 'query' | 'one' | 'maybeOne' | 'any' | 'exists'>;
+export type Conn = Pick<Db, 'query' | 'one' | 'maybeOne' | 'any' | 'exists'>;
 
 export const SyncStatus = z.enum(['pending', 'synced', 'error', 'disabled']);
 
