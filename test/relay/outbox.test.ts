@@ -1,0 +1,114 @@
+// The claim query on its own: fairness across tenants, live before backlog, one relay per
+// appointment, leases that expire, and rows that wait or are parked.
+import assert from 'node:assert/strict';
+import { after, before, beforeEach, describe, test } from 'node:test';
+import { z } from 'zod';
+import { sql } from '../../src/shared/db';
+import { claimBatch, completeRows, parkRows, retryRows, waitForReconnect } from '../../relay/outbox';
+import { createTestDatabase, type TestDatabase } from '../helpers/db';
+import { createAppointment, createIntegration, createOrganisation } from '../helpers/fixtures';
+
+let t: TestDatabase;
+before(async () => {
+  t = await createTestDatabase();
+});
+after(() => t.drop());
+beforeEach(async () => {
+  await t.db.query(sql.unsafe`truncate sync_outbox, sync_backlog, appointments, calendar_integrations, organisations cascade`);
+});
+
+async function bulk(org: string, count: number, title = 'Bulk') {
+  await t.db.query(sql.unsafe`
+    insert into appointments (organisation_id, title, starts_at, ends_at)
+    select ${org}, ${title} || g, now() + g * interval '1 hour', now() + g * interval '1 hour' + interval '30 minutes'
+    from generate_series(1, ${count}) g`);
+}
+
+describe('claimBatch', () => {
+  test("one tenant's 5,000-row burst does not delay another tenant's single change", async () => {
+    const big = await createOrganisation(t.db, 'Big');
+    const small = await createOrganisation(t.db, 'Small');
+    await bulk(big, 5000);
+    const lone = await createAppointment(t.db, small);
+    const groups = await claimBatch(t.db, 'relay-a', 10, 30_000);
+    assert.equal(groups.length, 10);
+    assert.ok(groups.some((g) => g.appointmentId === lone), 'the small tenant is served in the first batch');
+  });
+
+  test('live changes of every tenant go before any backlog row', async () => {
+    const a = await createOrganisation(t.db, 'A');
+    const b = await createOrganisation(t.db, 'B');
+    await bulk(a, 50);
+    await t.db.query(sql.unsafe`update sync_outbox set priority = 1`); // A's rows are backlog
+    const live = await createAppointment(t.db, b);
+    const groups = await claimBatch(t.db, 'relay-a', 1, 30_000);
+    assert.deepEqual(groups.map((g) => g.appointmentId), [live]);
+  });
+
+  test('all pending rows of an appointment are claimed together, and by one relay only', async () => {
+    const org = await createOrganisation(t.db);
+    const id = await createAppointment(t.db, org);
+    for (let i = 0; i < 3; i++) await t.db.query(sql.unsafe`update appointments set title = ${`t${i}`} where id = ${id}`);
+    const [first, second] = await Promise.all([claimBatch(t.db, 'relay-a', 10, 30_000), claimBatch(t.db, 'relay-b', 10, 30_000)]);
+    const winners = [first, second].filter((g) => g.length > 0);
+    assert.equal(winners.length, 1, 'exactly one relay got the appointment');
+    assert.equal(winners[0]![0]!.ids.length, 4, 'insert + 3 updates coalesced');
+    // A change arriving while it is leased waits for the lease holder, not a second relay.
+    await t.db.query(sql.unsafe`update appointments set title = 'later' where id = ${id}`);
+    assert.deepEqual(await claimBatch(t.db, 'relay-c', 10, 30_000), []);
+  });
+
+  test("a dead relay's lease runs out and its rows are claimed again, attempts counted", async () => {
+    const org = await createOrganisation(t.db);
+    const id = await createAppointment(t.db, org);
+    const [claimed] = await claimBatch(t.db, 'relay-dead', 10, 50);
+    assert.equal(claimed!.attempts, 1);
+    await new Promise((r) => setTimeout(r, 120));
+    const [reclaimed] = await claimBatch(t.db, 'relay-b', 10, 30_000);
+    assert.equal(reclaimed!.appointmentId, id);
+    assert.equal(reclaimed!.attempts, 2);
+    // The dead relay cannot complete rows it no longer owns.
+    assert.equal(await t.db.transaction((tx) => completeRows(tx, 'relay-dead', claimed!.ids)), false);
+    assert.equal(await t.db.transaction((tx) => completeRows(tx, 'relay-b', reclaimed!.ids)), true);
+    assert.equal(await t.db.oneFirst(sql.unsafe`select count(*)::int from sync_outbox`), 0);
+  });
+
+  test('backed-off, parked and waiting rows are not claimed on their own; a new change revives them', async () => {
+    const org = await createOrganisation(t.db);
+    const integration = await createIntegration(t.db, org);
+    await t.db.query(sql.unsafe`update calendar_integrations set connection_status = 'needs_reconnect' where id = ${integration}`);
+    await t.db.query(sql.unsafe`truncate sync_backlog`);
+    const [a, b, c] = [await createAppointment(t.db, org), await createAppointment(t.db, org), await createAppointment(t.db, org)];
+    const groups = await claimBatch(t.db, 'r', 10, 30_000);
+    const byId = new Map(groups.map((g) => [g.appointmentId, g.ids]));
+    await t.db.transaction(async (tx) => {
+      await retryRows(tx, 'r', byId.get(a)!, 60_000, 'HTTP 503');
+      await parkRows(tx, 'r', byId.get(b)!, 'Google 400');
+      await waitForReconnect(tx, 'r', byId.get(c)!, integration, 'invalid_grant');
+    });
+    assert.deepEqual(await claimBatch(t.db, 'r2', 10, 30_000), []);
+    const Row = z.object({ attempts: z.number(), failed: z.boolean(), waiting: z.boolean() });
+    const c0 = await t.db.one(sql.type(Row)`
+      select attempts, failed_at is not null as failed, waiting_for_integration_id is not null as waiting from sync_outbox where appointment_id = ${c}`);
+    assert.deepEqual(c0, { attempts: 0, failed: false, waiting: true }, 'waiting does not consume an attempt');
+    // Retry / a new change of the parked appointment revives its dead letter with it.
+    await t.db.query(sql.unsafe`insert into sync_outbox (organisation_id, appointment_id, operation) values (${org}, ${b}, 'resync')`);
+    const revived = await claimBatch(t.db, 'r2', 10, 30_000);
+    assert.equal(revived.length, 1);
+    assert.equal(revived[0]!.appointmentId, b);
+    assert.equal(revived[0]!.ids.length, 2, 'the parked row comes along and is completed with it');
+  });
+});
+
+describe('sync_outbox_overview', () => {
+  test('shows depth, failures and oldest age per organisation', async () => {
+    const org = await createOrganisation(t.db, 'Overview clinic');
+    await bulk(org, 3);
+    await t.db.query(sql.unsafe`update sync_outbox set failed_at = now(), last_error = 'Google 400' where id = (select min(id) from sync_outbox)`);
+    const row = await t.db.one(
+      sql.type(z.object({ organisation_name: z.string().nullable(), pending: z.number(), failed: z.number(), latest_error: z.string().nullable() }))`
+        select organisation_name, pending::int, failed::int, latest_error from sync_outbox_overview where organisation_id = ${org}`,
+    );
+    assert.deepEqual(row, { organisation_name: 'Overview clinic', pending: 2, failed: 1, latest_error: 'Google 400' });
+  });
+});
