@@ -377,6 +377,12 @@ function insertEvent(ctx: Ctx, calendar: Calendar): Reply {
   const body = parseJsonBody(req.bodyText);
   req.log.body = body;
   timeZoneParam(req.query);
+  const ev = createEvent(state, calendar, body, ctx.account.email);
+  return eventReply(ctx, calendar, ev);
+}
+
+/** events.insert's core, shared with the control surface's seeding. */
+export function createEvent(state: EmulatorState, calendar: Calendar, body: JsonObject, creatorEmail: string): StoredEvent {
   let id: string;
   if (body['id'] !== undefined && body['id'] !== null) {
     if (typeof body['id'] !== 'string' || !isValidEventId(body['id'])) {
@@ -401,12 +407,24 @@ function insertEvent(ctx: Ctx, calendar: Calendar): Reply {
     etag: state.nextEtag(),
     sequence: valid.sequence ?? 0,
     iCalUID: `${id}@google.com`,
-    creatorEmail: ctx.account.email,
+    creatorEmail,
     changeSeq: ++calendar.changeSeq,
     movedAway: false,
+    deletedInUi: false,
   };
   calendar.events.set(id, ev);
-  return eventReply(ctx, calendar, ev);
+  return ev;
+}
+
+/** A person deleting the event in Google Calendar's UI (control surface). */
+export function deleteEventAsUser(state: EmulatorState, calendar: Calendar, id: string): StoredEvent {
+  const ev = findEvent(calendar, id);
+  if (ev.status === 'cancelled') throw apiError('deleted');
+  ev.status = 'cancelled';
+  ev.deletedInUi = true;
+  ev.sequence++;
+  touch(state, calendar, ev);
+  return ev;
 }
 
 function getEvent(ctx: Ctx, calendar: Calendar, id: string): Reply {
@@ -424,8 +442,10 @@ function writeEvent(ctx: Ctx, calendar: Calendar, id: string, kind: 'patch' | 'u
   const { state, req } = ctx;
   const ev = findEvent(calendar, id);
   checkIfMatch(req, ev);
-  if (ev.status === 'cancelled' && state.config.tombstoneWrites === 'forbidden') {
-    throw apiError('forbidden'); // §4: the "UI delete" behaviour, behind a switch
+  // §4 CONFLICTING evidence: after a UI delete, update got 403 (ruby-client#1811); after an
+  // API delete it worked. UI deletes always refuse; API deletes refuse behind a switch.
+  if (ev.status === 'cancelled' && (ev.deletedInUi || state.config.tombstoneWrites === 'forbidden')) {
+    throw apiError('forbidden');
   }
   const body = parseJsonBody(req.bodyText);
   req.log.body = body;
@@ -447,6 +467,7 @@ function writeEvent(ctx: Ctx, calendar: Calendar, id: string, kind: 'patch' | 'u
   ev.start = valid.start;
   ev.end = valid.end;
   ev.movedAway = false;
+  if (ev.status !== 'cancelled') ev.deletedInUi = false;
   ev.sequence = valid.sequence ?? (significant ? ev.sequence + 1 : ev.sequence);
   touch(state, calendar, ev, bumpUpdated);
   return eventReply(ctx, calendar, ev);

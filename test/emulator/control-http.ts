@@ -6,6 +6,7 @@ import { ControlError } from './errors.js';
 import { json, type EmuRequest, type Reply } from './http.js';
 import { EmulatorControl } from './control.js';
 import { REASONS } from './errors.js';
+import type { JsonObject } from './events.js';
 import { ACCESS_ROLES, type AccessRole, type EmulatorConfig, type EmulatorState } from './state.js';
 
 const accessRole = z.enum(ACCESS_ROLES as [AccessRole, ...AccessRole[]]);
@@ -101,6 +102,9 @@ const clockBody = z
     path: ['advance_ms'],
   });
 
+/** An Event resource (checked by the emulator like events.insert) plus who created it. */
+const seedBody = z.object({ creator: z.string().email().optional() }).passthrough();
+
 const usageLimitBody = z.object({ for_ms: z.number().int().min(0) }).strict();
 const shareBody = z.object({ email: z.string().email(), access_role: accessRole }).strict();
 const expireSyncBody = z.object({ calendar_id: z.string().min(1).optional() }).strict();
@@ -165,6 +169,8 @@ const ROUTES = [
   'POST /__emulator/accounts/:email/usage-limit {for_ms}',
   'POST /__emulator/calendars/:calendarId/share {email, access_role}',
   'GET  /__emulator/calendars/:calendarId/events',
+  'POST /__emulator/calendars/:calendarId/events   {Event resource, creator?}: created as in Google\'s UI',
+  'DELETE /__emulator/calendars/:calendarId/events/:eventId   deleted as in Google\'s UI (later update/patch: 403)',
   'GET  /__emulator/calls?path_prefix=&method=   DELETE /__emulator/calls',
   'POST /__emulator/faults                   {method?, path_prefix?, status?, reason?, count?, for_ms?, latency_ms?, drop_after_commit?, drop_before_commit?, retry_after_s?}',
   'GET  /__emulator/faults   DELETE /__emulator/faults   DELETE /__emulator/faults/:id',
@@ -179,7 +185,14 @@ export async function handleControl(state: EmulatorState, req: EmuRequest): Prom
   const control = new EmulatorControl(state);
   const s = req.segments.slice(1); // after "__emulator"
   const m = req.method;
-  const route = `${m} ${s.map((x, i) => (i === 1 && (s[0] === 'accounts' || s[0] === 'calendars' || s[0] === 'faults') ? ':x' : x)).join('/')}`;
+  // Route key with the variable segments replaced: accounts/:x, calendars/:x/events/:y, faults/:x.
+  const route = `${m} ${s
+    .map((x, i) => {
+      if (i === 1 && (s[0] === 'accounts' || s[0] === 'calendars' || s[0] === 'faults')) return ':x';
+      if (i === 3 && s[0] === 'calendars' && s[2] === 'events') return ':y';
+      return x;
+    })
+    .join('/')}`;
   switch (route) {
     case 'GET ':
       return json(200, { client_id: state.client.clientId, routes: ROUTES });
@@ -217,6 +230,13 @@ export async function handleControl(state: EmulatorState, req: EmuRequest): Prom
     }
     case 'GET calendars/:x/events':
       return json(200, control.events(s[1] ?? ''));
+    case 'POST calendars/:x/events': {
+      const b = parse(seedBody, req);
+      const { creator, ...event } = b;
+      return json(201, control.seedEvent(s[1] ?? '', event as JsonObject, creator));
+    }
+    case 'DELETE calendars/:x/events/:y':
+      return json(200, control.deleteEventAsUser(s[1] ?? '', s[3] ?? ''));
     case 'GET calls': {
       const filter: { pathPrefix?: string; method?: string } = {};
       const pp = req.query.get('path_prefix');

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { startEmulator, type RunningEmulator } from './index.js';
-import { calendarApi, connect, freshEmail, timed } from './helpers.js';
+import { calendarApi, connect, freshEmail, rejection, timed } from './helpers.js';
 
 let emu: RunningEmulator;
 before(async () => {
@@ -166,4 +166,56 @@ test('npm run emulator (main.ts): prints its base URL and client id, honours EMU
     child.kill('SIGINT');
     assert.equal(await exited, 0);
   }
+});
+
+test('seeding and deleting events as a person in Google Calendar would; UI-deleted tombstones refuse update/patch (§4)', async () => {
+  const email = freshEmail('seed');
+  emu.control.addAccount({ email });
+  const { client } = await connect(emu, email);
+  const api = calendarApi(emu, client);
+  const seeded = await control('POST', `/calendars/${encodeURIComponent(email)}/events`, {
+    id: 'seededinui01',
+    summary: 'Made in the UI',
+    ...timed('2030-05-01T10:00:00Z', '2030-05-01T11:00:00Z'),
+  });
+  assert.equal(seeded.status, 201);
+  assert.equal(seeded.json.creator.email, email);
+  assert.equal((await api.events.get({ calendarId: 'primary', eventId: 'seededinui01' })).data.summary, 'Made in the UI');
+  const bad = await control('POST', `/calendars/${encodeURIComponent(email)}/events`, { summary: 'no times' });
+  assert.equal(bad.status, 400);
+  assert.match(bad.json.error, /Missing end time/);
+
+  const del = await control('DELETE', `/calendars/${encodeURIComponent(email)}/events/seededinui01`);
+  assert.equal(del.status, 200);
+  assert.equal(del.json.status, 'cancelled');
+  assert.equal((await api.events.get({ calendarId: 'primary', eventId: 'seededinui01' })).data.status, 'cancelled');
+  for (const p of [
+    api.events.patch({ calendarId: 'primary', eventId: 'seededinui01', requestBody: { status: 'confirmed' } }),
+    api.events.update({ calendarId: 'primary', eventId: 'seededinui01', requestBody: timed('2030-05-01T10:00:00Z', '2030-05-01T11:00:00Z') }, { retry: false }),
+  ]) {
+    const e = await rejection(p);
+    assert.equal(e.status, 403);
+    assert.equal(e.data.error.errors[0].reason, 'forbidden');
+  }
+  assert.equal((await rejection(api.events.delete({ calendarId: 'primary', eventId: 'seededinui01' }))).status, 410);
+});
+
+test('events.list maxResults: default 250, capped at 2500 (§3.2)', async () => {
+  const email = freshEmail('bigcal');
+  emu.control.addAccount({ email });
+  for (let i = 0; i < 2600; i++) {
+    emu.control.seedEvent(email, { ...timed('2030-05-01T10:00:00Z', '2030-05-01T11:00:00Z') });
+  }
+  const { client } = await connect(emu, email);
+  const api = calendarApi(emu, client);
+  const first = (await api.events.list({ calendarId: 'primary' })).data;
+  assert.equal(first.items?.length, 250);
+  const capped = (await api.events.list({ calendarId: 'primary', maxResults: 10_000 })).data;
+  assert.equal(capped.items?.length, 2500);
+  assert.ok(capped.nextPageToken);
+  const rest = (await api.events.list({ calendarId: 'primary', maxResults: 10_000, pageToken: capped.nextPageToken ?? '' })).data;
+  assert.equal(rest.items?.length, 100);
+  assert.ok(rest.nextSyncToken);
+  const mismatch = await rejection(api.events.list({ calendarId: 'primary', showDeleted: true, pageToken: capped.nextPageToken ?? '' }));
+  assert.equal(mismatch.status, 400, 'a page token belongs to its query');
 });

@@ -3,10 +3,11 @@
 
 import { ControlError } from './errors.js';
 import { makeFault, pruneFaults, type Fault } from './faults.js';
-import { renderCalendarEvents } from './calendar.js';
+import { createEvent, deleteEventAsUser, renderCalendarEvents } from './calendar.js';
+import { ApiError } from './errors.js';
+import { isPlainObject, renderEvent, type JsonObject } from './events.js';
 import { isValidTimeZone } from './time.js';
 import type { AccessRole, CallLogEntry, EmulatorConfig, EmulatorState } from './state.js';
-import type { JsonObject } from './events.js';
 
 export interface CalendarSpec {
   /** Omitted: a new secondary calendar `<random>@group.calendar.google.com`. Existing: shared with this account. */
@@ -81,6 +82,13 @@ function faultInfo(f: Fault): FaultInfo {
   if (f.status !== undefined) info.status = f.status;
   if (f.reason !== undefined) info.reason = f.reason;
   return info;
+}
+
+function asControlError(err: unknown): unknown {
+  if (err instanceof ApiError) {
+    return new ControlError(err.status, `${err.item.reason}: ${err.item.message}`, err.item.location);
+  }
+  return err;
 }
 
 export class EmulatorControl {
@@ -164,6 +172,37 @@ export class EmulatorControl {
     const out = renderCalendarEvents(this.state, calendarId);
     if (!out) throw new ControlError(404, `no calendar ${calendarId}`, 'calendarId');
     return out;
+  }
+
+  /**
+   * Creates an event as if made in Google Calendar by the calendar's owner (or `creator`), e.g.
+   * an event the product did not create. Same validation as events.insert; returns the Event.
+   */
+  seedEvent(calendarId: string, event: object, creator?: string): JsonObject {
+    const cal = this.state.calendars.get(calendarId);
+    if (!cal) throw new ControlError(404, `no calendar ${calendarId}`, 'calendarId');
+    const body: unknown = JSON.parse(JSON.stringify(event));
+    if (!isPlainObject(body)) throw new ControlError(400, 'the event must be a JSON object', 'event');
+    const owner = creator ?? [...(this.state.acl.get(calendarId) ?? [])].find(([, r]) => r === 'owner')?.[0] ?? calendarId;
+    try {
+      return renderEvent(createEvent(this.state, cal, body, owner), cal);
+    } catch (err) {
+      throw asControlError(err);
+    }
+  }
+
+  /**
+   * Deletes an event as a person would in Google Calendar's UI: a tombstone like an API delete,
+   * but later update/patch of it answer 403 Forbidden (§4, ruby-client#1811).
+   */
+  deleteEventAsUser(calendarId: string, eventId: string): JsonObject {
+    const cal = this.state.calendars.get(calendarId);
+    if (!cal) throw new ControlError(404, `no calendar ${calendarId}`, 'calendarId');
+    try {
+      return renderEvent(deleteEventAsUser(this.state, cal, eventId), cal);
+    } catch (err) {
+      throw asControlError(err);
+    }
   }
 
   // ---- calls and faults

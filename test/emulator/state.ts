@@ -122,6 +122,8 @@ export interface StoredEvent {
   changeSeq: number;
   /** A move leaves a tombstone where "only the id field is guaranteed" (§4). */
   movedAway: boolean;
+  /** Deleted by a person in Google's UI (control surface): update/patch then answer 403 (§4). */
+  deletedInUi: boolean;
   /** Recorded for the call log / tests: sendUpdates of the last write. */
   lastSendUpdates?: string;
 }

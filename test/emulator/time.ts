@@ -82,13 +82,19 @@ export function offsetMinutes(instantMs: number, tz: string): number {
   return Math.round((wallAsUtc(wallInZone(whole, tz)) - whole) / 60000);
 }
 
-/** The instant a wall-clock time in `tz` denotes (earlier one on overlaps, shifted forward in gaps). */
+/**
+ * The instant a wall-clock time in `tz` denotes. Like Temporal's "compatible" disambiguation:
+ * the earlier instant on overlaps, and in gaps the wall time read with the offset before the
+ * transition (02:30 in a 02:00->03:00 gap becomes 03:30).
+ */
 export function wallToInstant(w: Wall, ms: number, tz: string): number {
   const asUtc = wallAsUtc(w) + ms;
-  let guess = asUtc - offsetMinutes(asUtc, tz) * 60000;
-  const second = asUtc - offsetMinutes(guess, tz) * 60000;
-  if (second !== guess) guess = Math.min(guess, second);
-  return guess;
+  const before = offsetMinutes(asUtc - 86_400_000, tz);
+  const after = offsetMinutes(asUtc + 86_400_000, tz);
+  const candidates = [...new Set([asUtc - before * 60000, asUtc - after * 60000])]
+    .filter((c) => c + offsetMinutes(c, tz) * 60000 === asUtc)
+    .sort((a, b) => a - b);
+  return candidates[0] ?? asUtc - before * 60000;
 }
 
 const pad = (n: number, width = 2): string => String(Math.abs(n)).padStart(width, '0');
