@@ -1,5 +1,66 @@
-// Placeholder until the demo routes land (issue 7): registers nothing yet.
+// Demo-mode routes (registered by src/app.ts only when DEMO_MODE is on; outside demo mode they
+// do not exist: 404, CONTRACT §4).
+//   GET /demo/login?as=<email>  signs in as that seeded user: sets the `cassius_session` cookie
+//                               (HS256 JWT, httpOnly, SameSite=Lax, path /) and 302s to the
+//                               settings page (or to `next`, a local path). Unknown email: 404.
+//   GET /demo/logout            clears the cookie and 302s to the settings page.
+//   GET /demo/users             the users one can sign in as, for the page's signed-out view.
 import type { FastifyPluginAsync } from 'fastify';
+import type {} from '@fastify/cookie'; // reply.setCookie
+import { createDb, type Db } from '../shared/db';
+import { errorBody } from '../shared/errors';
+import { SESSION_COOKIE, signSession } from '../shared/session';
+import { findUserByEmail, listUsers } from './seed';
 
-export type DemoPluginOptions = { appSecret: string };
-export const demoPlugin: FastifyPluginAsync<DemoPluginOptions> = async () => {};
+export type DemoPluginOptions = {
+  appSecret: string;
+  /** The app's pool. Without it the plugin opens a small pool of its own on DATABASE_URL. */
+  db?: Db;
+};
+
+const SETTINGS_PAGE = '/settings/integrations/google-calendar';
+const SESSION_TTL_S = 8 * 3600;
+
+export const demoPlugin: FastifyPluginAsync<DemoPluginOptions> = async (app, opts) => {
+  let db = opts.db;
+  if (!db) {
+    const url = process.env.DATABASE_URL;
+    if (!url) throw new Error('demo routes need the database: pass `db` to demoPlugin (or set DATABASE_URL)');
+    const own = await createDb(url, { applicationName: 'cassius-demo', maximumPoolSize: 2 });
+    app.addHook('onClose', async () => own.end());
+    db = own;
+  }
+  const pool = db;
+
+  app.get<{ Querystring: { as?: string; next?: string } }>('/demo/login', { schema: { hide: true } }, async (request, reply) => {
+    const email = typeof request.query.as === 'string' ? request.query.as.trim() : '';
+    if (!email || email.length > 320) {
+      return reply.code(400).send(errorBody('invalid_request', 'query.as: give the email of a demo user, e.g. /demo/login?as=admin@demo.clinic'));
+    }
+    const user = await findUserByEmail(pool, email);
+    if (!user) return reply.code(404).send(errorBody('not_found', `no user with the email ${email}; GET /demo/users lists them`));
+    const token = await signSession({ sub: user.id, org: user.organisation_id }, opts.appSecret, SESSION_TTL_S);
+    const next = typeof request.query.next === 'string' && /^\/(?!\/)[^\\]*$/.test(request.query.next) ? request.query.next : SETTINGS_PAGE;
+    request.log.info({ user_id: user.id, role: user.role }, 'demo sign-in');
+    return reply
+      .setCookie(SESSION_COOKIE, token, {
+        httpOnly: true,
+        sameSite: 'lax',
+        path: '/',
+        secure: request.protocol === 'https',
+        maxAge: SESSION_TTL_S,
+      })
+      .header('Cache-Control', 'no-store')
+      .redirect(next, 302);
+  });
+
+  app.get('/demo/logout', { schema: { hide: true } }, async (_request, reply) => {
+    return reply.clearCookie(SESSION_COOKIE, { path: '/' }).header('Cache-Control', 'no-store').redirect(SETTINGS_PAGE, 302);
+  });
+
+  app.get('/demo/users', { schema: { hide: true } }, async (_request, reply) => {
+    const users = await listUsers(pool);
+    void reply.header('Cache-Control', 'no-store');
+    return users.map((u) => ({ email: u.email, name: u.name, role: u.role, login: `/demo/login?as=${encodeURIComponent(u.email)}` }));
+  });
+};
