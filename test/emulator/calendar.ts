@@ -264,7 +264,7 @@ function listEtag(parts: string[]): string {
 
 // ---------------------------------------------------------------- calendarList (§3.1)
 
-function calendarListEntry(state: EmulatorState, cal: Calendar, role: AccessRole, account: Account): JsonObject {
+function calendarListEntry(cal: Calendar, role: AccessRole, account: Account): JsonObject {
   const entry: JsonObject = {
     kind: 'calendar#calendarListEntry',
     etag: `"${cal.created * 1000}"`,
@@ -281,7 +281,6 @@ function calendarListEntry(state: EmulatorState, cal: Calendar, role: AccessRole
   entry['defaultReminders'] = [];
   if (cal.id === account.email) entry['primary'] = true;
   entry['conferenceProperties'] = { allowedConferenceSolutionTypes: ['hangoutsMeet'] };
-  void state;
   return entry;
 }
 
@@ -309,7 +308,7 @@ function listCalendarList(ctx: Ctx): Reply {
     all.push({ cal, role });
   }
   const slice = all.slice(offset, offset + maxResults);
-  const items = slice.map(({ cal, role }) => calendarListEntry(state, cal, role, account));
+  const items = slice.map(({ cal, role }) => calendarListEntry(cal, role, account));
   const body: JsonObject = {
     kind: 'calendar#calendarList',
     etag: listEtag(all.map(({ cal, role }) => `${cal.id}:${role}`)),
@@ -329,7 +328,7 @@ function getCalendarListEntry(ctx: Ctx, rawId: string): Reply {
   const cal = ctx.state.calendars.get(id);
   const role = cal ? ctx.state.roleOf(cal.id, ctx.account.email) : undefined;
   if (!cal || !role) throw apiError('notFound');
-  return json(200, calendarListEntry(ctx.state, cal, role, ctx.account));
+  return json(200, calendarListEntry(cal, role, ctx.account));
 }
 
 function getCalendar(ctx: Ctx, rawId: string): Reply {

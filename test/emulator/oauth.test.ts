@@ -449,3 +449,37 @@ test('access tokens really expire after the configured TTL; the library refreshe
     await short.close();
   }
 });
+
+test('prompt=none: a code without UI when everything was granted before, else consent_required (§1.1)', async () => {
+  const email = account('promptnone');
+  const client = oauthClient(emu);
+  const params = (scope: string): Record<string, string> => ({
+    client_id: emu.control.clientId,
+    redirect_uri: REDIRECT_URI,
+    response_type: 'code',
+    scope,
+    state: 'pn',
+    login_hint: email,
+    prompt: 'none',
+  });
+  const before = new URL((await rawAuth(params(SCOPE.events))).headers.get('location') ?? '');
+  assert.equal(before.searchParams.get('error'), 'consent_required');
+  await connect(emu, email, { scopes: [SCOPE.events] });
+  const res = await rawAuth(params(SCOPE.events));
+  const after = new URL(res.headers.get('location') ?? '');
+  assert.equal(after.searchParams.get('prompt'), 'none');
+  assert.ok((await client.getToken(after.searchParams.get('code') ?? '')).tokens.access_token);
+});
+
+test('OpenID discovery and JWKS name the emulator endpoints and the id_token key (§1.5)', async () => {
+  const email = account('discovery');
+  const { tokens } = await connect(emu, email);
+  const conf = (await (await fetch(`${emu.url}/.well-known/openid-configuration`)).json()) as Record<string, string>;
+  assert.equal(conf['issuer'], 'https://accounts.google.com');
+  assert.equal(conf['token_endpoint'], `${emu.url}/token`);
+  assert.equal(conf['userinfo_endpoint'], `${emu.url}/v1/userinfo`);
+  const jwks = (await (await fetch(conf['jwks_uri'] ?? '')).json()) as { keys: { kid: string; alg: string; kty: string }[] };
+  const header = JSON.parse(Buffer.from((tokens.id_token ?? '').split('.')[0] ?? '', 'base64url').toString()) as { kid: string; alg: string };
+  assert.equal(header.alg, 'RS256');
+  assert.deepEqual(jwks.keys.map((k) => [k.kid, k.alg, k.kty]), [[header.kid, 'RS256', 'RSA']]);
+});
