@@ -121,3 +121,57 @@ export const validAppointment = (over: Record<string, unknown> = {}) => ({
   time_zone: 'Europe/Paris',
   ...over,
 });
+
+// ---- Google: the OAuth dance through the API and the emulator's automated consent
+
+export type Dance = {
+  /** The 302 of connect: Google's authorization URL. */
+  authUrl: URL;
+  /** The URL the emulator sent the browser back to (our callback, with code and state). */
+  callback: URL | null;
+  /** Our callback's answer. */
+  status: number;
+  location: string;
+  responses: string[];
+};
+
+export async function oauthDance(
+  h: Harness,
+  session: string,
+  email: string,
+  opts: { level?: 'org' | 'user'; consent?: 'allow' | 'deny'; scopes?: string[]; callbackSession?: string } = {},
+): Promise<Dance> {
+  const connect = await h.request('GET', `/api/integrations/google/connect?level=${opts.level ?? 'org'}&login_hint=${encodeURIComponent(email)}`, { cookie: session });
+  if (connect.status !== 302) throw new Error(`connect answered ${connect.status}: ${connect.text}`);
+  const authUrl = new URL(String(connect.headers.location));
+  const consentUrl = new URL(authUrl);
+  consentUrl.searchParams.set('emulator_consent', opts.consent ?? 'allow');
+  if (opts.scopes) consentUrl.searchParams.set('emulator_scopes', opts.scopes.join(' '));
+  const consent = await fetch(consentUrl, { redirect: 'manual' });
+  const back = consent.headers.get('location');
+  if (consent.status !== 302 || !back) throw new Error(`emulator consent answered ${consent.status}: ${await consent.text()}`);
+  const callback = new URL(back);
+  const r = await h.request('GET', `${callback.pathname}${callback.search}`, { cookie: opts.callbackSession ?? session });
+  return { authUrl, callback, status: r.status, location: String(r.headers.location ?? ''), responses: [connect.text, String(connect.headers.location), r.text, String(r.headers.location ?? '')] };
+}
+
+/** Every place (table.column) in the database where one of the secrets appears in clear text. */
+export async function secretsInDatabase(db: Db, secrets: string[]): Promise<string[]> {
+  const Col = z.object({ table_name: z.string(), column_name: z.string(), data_type: z.string() });
+  const columns = await db.any(sql.type(Col)`
+    select c.table_name, c.column_name, c.data_type
+    from information_schema.columns c join information_schema.tables t on t.table_schema = c.table_schema and t.table_name = c.table_name
+    where c.table_schema = 'public' and t.table_type = 'BASE TABLE'`);
+  const found: string[] = [];
+  for (const c of columns) {
+    const rows = await db.any(sql.unsafe`
+      select ${c.data_type === 'bytea' ? sql.identifier([c.column_name]) : sql.fragment`${sql.identifier([c.column_name])}::text`} as v
+      from ${sql.identifier([c.table_name])} where ${sql.identifier([c.column_name])} is not null`);
+    for (const row of rows) {
+      const v = (row as { v: unknown }).v;
+      const haystack = Buffer.isBuffer(v) ? v : Buffer.from(String(v));
+      for (const s of secrets) if (s && haystack.includes(s)) found.push(`${c.table_name}.${c.column_name}`);
+    }
+  }
+  return found;
+}

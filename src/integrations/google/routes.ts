@@ -46,13 +46,14 @@ const DisconnectBody = z
       .describe('true: delete the events Cassius created in that calendar first (202, done by the relay), then revoke'),
   })
   .strict()
-  .optional();
+  .nullish();
 const SyncNowAnswer = z.object({
   queued: z.number().int().describe('appointments of this integration changed since the last sync, or pending / in error'),
   backlog_id: z.number().int(),
   running: z.literal(true),
 });
 
+const REVOKE_TIMEOUT_MS = 10_000;
 const tags = ['google integration'];
 const security: Record<string, string[]>[] = [{ bearer: [] }, { cookie: [] }];
 const notConnected = () => new HttpError(409, 'not_connected', 'no Google account is connected at this level; connect one first');
@@ -229,7 +230,12 @@ export const googleRoutesPlugin: FastifyPluginAsyncZod<GoogleRoutesOptions> = as
         const refreshToken = await tokenStore.readRefreshToken(ref).catch(() => null);
         if (refreshToken) {
           try {
-            await createOAuthClient(opts.google).revokeToken(refreshToken);
+            // The library retries a failing revoke a few times; never wait on Google for long.
+            let timer: NodeJS.Timeout | undefined;
+            const timeout = new Promise<never>((_, reject) => {
+              timer = setTimeout(() => reject(new Error('Google revoke timed out')), REVOKE_TIMEOUT_MS);
+            });
+            await Promise.race([createOAuthClient(opts.google).revokeToken(refreshToken), timeout]).finally(() => clearTimeout(timer));
             revoked = true;
           } catch (error) {
             const { status, data } = (error as { response?: { status?: number; data?: { error?: unknown } } }).response ?? {};
