@@ -639,7 +639,8 @@ function listEvents(ctx: Ctx, calendar: Calendar, role: AccessRole): Reply {
     summary: calendar.summary,
   };
   if (calendar.description !== undefined) body['description'] = calendar.description;
-  const lastUpdated = Math.max(calendar.created, ...[...calendar.events.values()].map((e) => e.updated));
+  let lastUpdated = calendar.created;
+  for (const e of calendar.events.values()) if (e.updated > lastUpdated) lastUpdated = e.updated;
   body['updated'] = formatUtcMillis(lastUpdated);
   body['timeZone'] = calendar.timeZone;
   body['accessRole'] = role;

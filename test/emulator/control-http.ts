@@ -90,6 +90,7 @@ const configBody = z
     sync_tokens_expired: z.boolean(),
     short_pages: z.boolean(),
     redirect_uris: z.array(z.string().url()).nullable(),
+    call_log_limit: z.number().int().min(1),
   })
   .partial()
   .strict();
@@ -148,6 +149,7 @@ const CONFIG_KEYS: Record<string, keyof EmulatorConfig> = {
   sync_tokens_expired: 'syncTokensExpired',
   short_pages: 'shortPages',
   redirect_uris: 'redirectUris',
+  call_log_limit: 'callLogLimit',
 };
 
 function configToSnake(cfg: EmulatorConfig): Record<string, unknown> {

@@ -68,6 +68,8 @@ export interface EmulatorConfig {
   shortPages: boolean;
   /** Allowed redirect URIs; null = any http://localhost|127.0.0.1[:port]/api/integrations/google/callback. */
   redirectUris: string[] | null;
+  /** Calls kept in the call log; the oldest are dropped beyond it (memory bound for long runs). */
+  callLogLimit: number;
 }
 
 export const DEFAULT_CONFIG: EmulatorConfig = {
@@ -87,6 +89,7 @@ export const DEFAULT_CONFIG: EmulatorConfig = {
   syncTokensExpired: false,
   shortPages: false,
   redirectUris: null,
+  callLogLimit: 100_000,
 };
 
 export interface Account {
@@ -220,8 +223,6 @@ export interface OAuthClient {
   clientSecret: string;
 }
 
-const CALL_LOG_CAP = 20_000;
-
 export class EmulatorState {
   readonly clock = new Clock();
   readonly signingKey = new SigningKey();
@@ -284,7 +285,8 @@ export class EmulatorState {
 
   recordCall(entry: CallLogEntry): void {
     this.calls.push(entry);
-    if (this.calls.length > CALL_LOG_CAP) this.calls.splice(0, this.calls.length - CALL_LOG_CAP);
+    const cap = this.config.callLogLimit;
+    if (this.calls.length > cap) this.calls.splice(0, this.calls.length - cap);
   }
 
   // ---- accounts and calendars ----
