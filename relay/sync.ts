@@ -9,7 +9,7 @@ import { describeGoogleFailure, type GoogleFailure } from '../src/integrations/g
 import { NoCredentials, ReconnectRequired } from '../src/integrations/google/tokenStore';
 import { backoffMs } from './backoff';
 import { eventBody, eventIdFor, GoogleCallFailed, payloadHash, type GoogleClient, type IntegrationAuth } from './google';
-import { completeRows, parkRows, retryRows, waitForReconnect, type ClaimedGroup } from './outbox';
+import { parkRows, retryRows, waitForReconnect, type ClaimedGroup } from './outbox';
 import { crashPoint } from './crashPoints';
 import { AccountPaused, type RateLimiter } from './rateLimit';
 
@@ -22,6 +22,7 @@ const Integration = z.object({
   account_email: z.string().nullable(),
   calendar_id: z.string().nullable(),
   sync_enabled: z.boolean(),
+  connected_at: z.string().nullable(),
 });
 type Integration = z.infer<typeof Integration>;
 
@@ -58,7 +59,7 @@ type State = z.infer<typeof State>;
 
 const integrationJson = (alias: string) => sql.fragment`
   (select row_to_json(i) from (
-     select id, organisation_id, user_id, connection_status, account_subject, account_email, calendar_id, sync_enabled
+     select id, organisation_id, user_id, connection_status, account_subject, account_email, calendar_id, sync_enabled, connected_at
      from calendar_integrations where id = ${sql.identifier([alias, 'integration_id'])}) i)`;
 
 async function loadState(db: Db, group: ClaimedGroup): Promise<State> {
@@ -115,6 +116,11 @@ class IntegrationBlocked extends Error {
   }
 }
 
+/** We saw the integration already marked needs_reconnect: no Google call was refused. */
+function observedNeedsReconnect(message: string): ReconnectRequired {
+  return Object.assign(new ReconnectRequired(message), { observed: true });
+}
+
 /** The Google event left where the link says, or gone. */
 type Placement = { integration: Integration; calendarId: string; eventId: string; generation: number; etag: string | null };
 
@@ -163,7 +169,7 @@ export async function syncAppointment(deps: SyncDeps, group: ClaimedGroup): Prom
     // 1. An event in the wrong place (cancelled, deleted, re-assigned, calendar changed): move or remove it.
     if (placement && (!wanted || placement.integration.id !== wanted.id || placement.calendarId !== calendarOf(wanted))) {
       const from = placement.integration;
-      if (from.connection_status === 'needs_reconnect') throw new IntegrationBlocked(from, new ReconnectRequired('the calendar holding the event needs reconnecting'));
+      if (from.connection_status === 'needs_reconnect') throw new IntegrationBlocked(from, observedNeedsReconnect('the calendar holding the event needs reconnecting'));
       if (from.connection_status === 'disconnected') {
         // Tokens revoked: the old event cannot be touched any more (README: disconnect policy).
         placement = null;
@@ -192,7 +198,7 @@ export async function syncAppointment(deps: SyncDeps, group: ClaimedGroup): Prom
       const status = appointment ? (target ? 'synced' : 'disabled') : null;
       return finish(deps, group, { status, link: link ? 'delete' : 'none' }, link && !abandonedLink ? 'deleted' : target ? 'unchanged' : 'disabled');
     }
-    if (wanted.connection_status !== 'active') throw new IntegrationBlocked(wanted, new ReconnectRequired('the target calendar needs reconnecting'));
+    if (wanted.connection_status !== 'active') throw new IntegrationBlocked(wanted, observedNeedsReconnect('the target calendar needs reconnecting'));
 
     // 3. Create or update the event in the target calendar.
     const body = eventBody(appointment!);
@@ -312,43 +318,56 @@ type Result = {
 async function finish(deps: SyncDeps, group: ClaimedGroup, result: Result, outcome: SyncOutcome): Promise<SyncOutcome> {
   const { appointmentId, organisationId } = group;
   crashPoint('after_google');
+  const link = typeof result.link === 'object' ? result.link : null;
+  const eventId = link ? link.eventId : result.link === 'keep' ? sql.fragment`a.external_event_id` : null;
   const recorded = await deps.db.transaction(async (tx) => {
-    if (!(await completeRows(tx, deps.relayId, group.ids))) {
-      // Our lease ran out and another relay owns these rows now: its result is the one to keep.
-      throw new LeaseLost();
-    }
-    if (result.link === 'delete') {
-      await tx.query(sql.unsafe`
-        delete from appointment_external_links where appointment_id = ${appointmentId} and organisation_id = ${organisationId}`);
-    } else if (typeof result.link === 'object') {
-      const l = result.link;
-      await tx.query(sql.unsafe`
+    // One statement records everything, and only if this relay still holds every row's lease
+    // (otherwise its lease ran out and another relay owns the rows: that result is the one to keep).
+    const written = await tx.oneFirst(sql.type(z.object({ completed: z.boolean() }))`
+      with done as (
+        delete from sync_outbox where id = any(${sql.array(group.ids, 'int8')}) and locked_by = ${deps.relayId} returning id
+      ),
+      owned as (
+        select count(*) = ${group.ids.length} as ok from done
+      ),
+      link_deleted as (
+        delete from appointment_external_links
+        where ${result.link === 'delete'} and (select ok from owned)
+          and appointment_id = ${appointmentId} and organisation_id = ${organisationId}
+      ),
+      link_written as (
         insert into appointment_external_links
           (organisation_id, appointment_id, provider, integration_id, external_calendar_id, external_event_id, generation,
            etag, payload_hash, sync_status, last_synced_at, last_error, attempts)
-        values (${organisationId}, ${appointmentId}, 'google', ${l.integration.id}, ${l.calendarId}, ${l.eventId}, ${l.generation},
-                ${l.etag}, ${l.hash}, 'synced', now(), null, 0)
+        select ${organisationId}, ${appointmentId}, 'google', ${link?.integration.id ?? null}, ${link?.calendarId ?? null},
+               ${link?.eventId ?? null}, ${link?.generation ?? 0}, ${link?.etag ?? null}, ${link?.hash ?? null}, 'synced', now(), null, 0
+        where ${link !== null} and (select ok from owned)
         on conflict (appointment_id, provider) do update set
           integration_id = excluded.integration_id, external_calendar_id = excluded.external_calendar_id,
           external_event_id = excluded.external_event_id, generation = excluded.generation, etag = excluded.etag,
           payload_hash = excluded.payload_hash, sync_status = 'synced', last_synced_at = now(), last_error = null,
-          attempts = 0, updated_at = now()`);
-      // Bookkeeping on the integration at most once a second: every relay finishing an
-      // appointment of this integration would otherwise queue on this one row's lock.
-      await tx.query(sql.unsafe`
+          attempts = 0, updated_at = now()
+      ),
+      integration_touched as (
+        -- Bookkeeping at most once a second: every relay finishing an appointment of this
+        -- integration would otherwise queue on this one row's lock.
         update calendar_integrations set last_sync_at = now(), last_error = null
-        where id = ${l.integration.id} and (last_sync_at is null or last_sync_at < now() - interval '1 second' or last_error is not null)`);
-    }
-    if (result.status) {
-      // A change committed while we worked has its own outbox row: stay 'pending' for it.
-      await tx.query(sql.unsafe`
-        update appointments set
-          sync_status = case when exists (select 1 from sync_outbox where appointment_id = ${appointmentId}) then 'pending' else ${result.status} end,
-          external_event_id = ${typeof result.link === 'object' ? result.link.eventId : result.link === 'keep' ? sql.fragment`external_event_id` : null},
-          last_synced_at = case when ${result.status} = 'synced' then now() else last_synced_at end,
+        where ${link !== null} and (select ok from owned) and id = ${link?.integration.id ?? null}
+          and (last_sync_at is null or last_sync_at < now() - interval '1 second' or last_error is not null)
+      ),
+      appointment_written as (
+        update appointments a set
+          -- A change committed while we worked has its own outbox row: stay 'pending' for it.
+          sync_status = case when exists (
+              select 1 from sync_outbox o where o.appointment_id = ${appointmentId} and o.id <> all(${sql.array(group.ids, 'int8')}))
+            then 'pending' else ${result.status ?? 'synced'} end,
+          external_event_id = ${eventId},
+          last_synced_at = case when ${result.status ?? ''} = 'synced' then now() else a.last_synced_at end,
           last_error = null
-        where id = ${appointmentId} and organisation_id = ${organisationId}`);
-    }
+        where ${result.status !== null} and (select ok from owned) and a.id = ${appointmentId} and a.organisation_id = ${organisationId}
+      )
+      select ok as completed from owned`);
+    if (!written) throw new LeaseLost();
     crashPoint('before_commit');
     return true;
   }).catch((error) => {
@@ -394,10 +413,16 @@ async function handleFailure(deps: SyncDeps, group: ClaimedGroup, error: unknown
     const message =
       cause instanceof GoogleCallFailed ? describeGoogleFailure(cause.failure) : `Google access needs reconnecting: ${(cause as Error).message}`;
     deps.google.forget(integration.id);
+    // Only Google's refusal marks the integration, and only if nobody reconnected it since we
+    // read it: otherwise a reconnection racing with this attempt would be undone.
+    const refusedByGoogle = !(cause instanceof ReconnectRequired && cause.observed);
     await db.transaction(async (tx) => {
-      await tx.query(sql.unsafe`
-        update calendar_integrations set connection_status = 'needs_reconnect', last_error = ${message}
-        where id = ${integration.id} and connection_status = 'active'`);
+      if (refusedByGoogle) {
+        await tx.query(sql.unsafe`
+          update calendar_integrations set connection_status = 'needs_reconnect', last_error = ${message}
+          where id = ${integration.id} and connection_status = 'active'
+            and connected_at is not distinct from ${integration.connected_at}`);
+      }
       await waitForReconnect(tx, relayId, ids, integration.id, message);
     });
     log.warn(context, message);

@@ -13,6 +13,8 @@ import { createOAuthClient, type GoogleConfig } from './oauth';
 
 /** Google refused the stored authorization: the user must reconnect (no retry helps). */
 export class ReconnectRequired extends Error {
+  /** True when the integration was merely seen in needs_reconnect (no refusal from Google now). */
+  observed = false;
   constructor(message: string) {
     super(message);
     this.name = 'ReconnectRequired';
