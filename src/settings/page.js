@@ -193,6 +193,7 @@ const state = {
   timer: null,
   refreshing: null,
   badgeKey: '',
+  fastUntil: 0, // poll every second until then
 };
 
 const canEdit = (level) => level === 'user' || !state.orgReadOnly;
@@ -283,7 +284,7 @@ class Card {
       ['error', 'Errors'],
     ]) {
       this.counts[key] = h('dd', { id: id(`count-${key}`), text: '–' });
-      dl.append(h('div', { class: key === 'error' ? 'err' : '' }, h('dt', { text: label }), this.counts[key]));
+      dl.append(h('div', {}, h('dt', { text: label }), this.counts[key]));
     }
     this.lastSync = h('p', { class: 'lastsync', id: id('last-sync') });
 
@@ -370,6 +371,7 @@ class Card {
 
     const counts = status.counts || { pending: 0, synced: 0, error: 0 };
     for (const k of ['pending', 'synced', 'error']) this.counts[k].textContent = String(counts[k] ?? 0);
+    this.counts.error.parentElement.classList.toggle('err', (counts.error ?? 0) > 0);
     this.lastSync.replaceChildren(
       ...(status.last_sync_at
         ? ['Last sync: ', h('time', { datetime: status.last_sync_at, title: absolute(status.last_sync_at), text: relative(status.last_sync_at) })]
@@ -491,6 +493,7 @@ class Card {
       if (e.status === 403 && this.level === 'org') markOrgReadOnly();
       this.say(`Not saved: ${e.message}`, 'bad');
     }
+    state.fastUntil = Date.now() + 6000;
     await refresh();
   }
 
@@ -511,6 +514,7 @@ class Card {
       if (e.status === 403 && this.level === 'org') markOrgReadOnly();
     }
     this.renderRun(this.status?.counts);
+    state.fastUntil = Date.now() + 6000;
     await refresh();
   }
 
@@ -610,6 +614,7 @@ class Card {
       } finally {
         this.disconnect.disabled = false;
       }
+      state.fastUntil = Date.now() + 6000;
       await refresh();
       const target = this.status?.connected && !this.status?.disconnecting ? this.disconnect : this.connect.hidden ? this.el : this.connect;
       if (target === this.el) this.el.setAttribute('tabindex', '-1');
@@ -709,6 +714,7 @@ async function retryAppointment(id) {
     renderErrors();
     flash(`Retry failed: ${e.message}`);
   }
+  state.fastUntil = Date.now() + 6000;
   await refresh();
 }
 
@@ -759,8 +765,12 @@ function nudgeBadge(statuses) {
 function schedule() {
   clearTimeout(state.timer);
   if (!$('signed-out').hidden) return;
-  const active = Object.values(state.cards).some((c) => c.busy) || state.retrying.size > 0;
-  document.body.dataset.busy = String(active);
+  const busy = Object.values(state.cards).some((c) => c.busy) || state.retrying.size > 0;
+  // The relay keeps working a moment after the counts settle (a backlog's last rows): keep
+  // polling fast for a few more seconds after any activity.
+  if (busy) state.fastUntil = Date.now() + 6000;
+  const active = busy || Date.now() < state.fastUntil;
+  document.body.dataset.busy = String(busy);
   state.timer = setTimeout(() => {
     if (document.visibilityState === 'hidden') return schedule();
     void refresh();
@@ -820,6 +830,10 @@ async function main() {
   show(container, true);
   $('badge-slot').append(h('cassius-gcal-badge', { refresh: '30' }));
   document.body.dataset.ready = 'true';
+  if (callback.connected) {
+    state.fastUntil = Date.now() + 8000;
+    schedule();
+  }
   const card = callback.connected ? state.cards[callback.level] : null;
   if (card?.status?.connected) {
     flash(`Connected to Google as ${card.status.account_email}. Check the target calendar below.`, 'ok');
