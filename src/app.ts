@@ -15,7 +15,7 @@ import { createCalendarApi, type CalendarApi } from './integrations/google/calen
 import { googleRoutesPlugin } from './integrations/google/routes';
 import { createTokenStore, type TokenStore } from './integrations/google/tokenStore';
 import { settingsPagePlugin } from './settings/plugin';
-import { createAuth } from './shared/auth';
+import { createAuth, mePlugin } from './shared/auth';
 import type { ServerConfig } from './shared/config';
 import { createKeyring, type Keyring } from './shared/crypto';
 import { sql, type Db } from './shared/db';
@@ -186,6 +186,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   });
 
   const auth = createAuth({ db, appSecret: config.APP_SECRET, publicUrl: config.PUBLIC_URL });
+  await app.register(mePlugin, { prefix: '/api', auth });
   await app.register(appointmentsPlugin, { prefix: '/api', db, auth });
   await app.register(googleRoutesPlugin, {
     prefix: '/api',

@@ -17,9 +17,10 @@
 //      form cannot send that type without a CORS preflight, which this server never grants.
 // Bearer-authenticated requests are not ambient credentials and skip layer 2.
 import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { sql, type Db } from './db';
-import { HttpError } from './errors';
+import { ErrorBody, HttpError } from './errors';
 import { SESSION_COOKIE, verifySession } from './session';
 
 export type Role = 'admin' | 'member';
@@ -28,13 +29,14 @@ export type Identity = {
   organisationId: string;
   role: Role;
   email: string;
+  name: string;
   via: 'bearer' | 'cookie';
 };
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
 
-const UserRow = z.object({ id: z.string(), organisation_id: z.string(), role: z.enum(['admin', 'member']), email: z.string() });
+const UserRow = z.object({ id: z.string(), organisation_id: z.string(), role: z.enum(['admin', 'member']), email: z.string(), name: z.string() });
 
 const identities = new WeakMap<FastifyRequest, Identity>();
 
@@ -67,9 +69,9 @@ export function createAuth({ db, appSecret, publicUrl }: AuthOptions) {
     const claims = await verifySession(token, appSecret);
     if (!claims || !UUID.test(claims.sub) || !UUID.test(claims.org)) return null;
     const user = await db.maybeOne(sql.type(UserRow)`
-      select id, organisation_id, role, email from users where id = ${claims.sub} and organisation_id = ${claims.org}`);
+      select id, organisation_id, role, email, name from users where id = ${claims.sub} and organisation_id = ${claims.org}`);
     if (!user) return null;
-    const identity: Identity = { userId: user.id, organisationId: user.organisation_id, role: user.role, email: user.email, via };
+    const identity: Identity = { userId: user.id, organisationId: user.organisation_id, role: user.role, email: user.email, name: user.name, via };
     identities.set(request, identity);
     return identity;
   }
@@ -111,3 +113,31 @@ export function identityOf(request: FastifyRequest): Identity {
   if (!identity) throw unauthorized();
   return identity;
 }
+
+const Me = z.object({
+  user_id: z.string().uuid(),
+  organisation_id: z.string().uuid(),
+  email: z.string(),
+  name: z.string(),
+  role: z.enum(['admin', 'member']).describe('from the database: admins may change the organisation calendar'),
+});
+
+/** GET /api/me: who the session is, with the role from the database (the settings page uses it). */
+export const mePlugin: FastifyPluginAsyncZod<{ auth: Auth }> = async (app, { auth }) => {
+  app.addHook('onRequest', auth.requireIdentity);
+  app.get(
+    '/me',
+    {
+      schema: {
+        tags: ['identity'],
+        security: [{ bearer: [] }, { cookie: [] }],
+        summary: 'The caller: user, organisation and role',
+        response: { 200: Me, 401: ErrorBody },
+      },
+    },
+    async (request) => {
+      const me = identityOf(request);
+      return { user_id: me.userId, organisation_id: me.organisationId, email: me.email, name: me.name, role: me.role };
+    },
+  );
+};

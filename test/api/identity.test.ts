@@ -41,6 +41,7 @@ const routes = (id: string): [string, string, unknown?][] => [
   ['PATCH', '/api/integrations/google/settings', { sync_enabled: false }],
   ['POST', '/api/integrations/google/disconnect', {}],
   ['POST', '/api/integrations/google/sync-now'],
+  ['GET', '/api/me'],
 ];
 
 describe('401 without a valid identity', () => {
@@ -183,8 +184,15 @@ describe('403: members cannot change the organisation calendar; the role comes f
     const own = await h.request('GET', '/api/integrations/google/connect?level=user', { token: org.memberToken });
     assert.equal(own.status, 302);
 
+    const before = await h.request('GET', '/api/me', { token: org.memberToken });
+    assert.equal(before.status, 200);
+    assert.equal(before.body.role, 'member');
+    assert.equal(before.body.user_id, org.member);
+    assert.equal(before.body.organisation_id, org.id);
+
     // Promoted in the database: the same token now acts as an admin.
     await h.db.query(sql.unsafe`update users set role = 'admin' where id = ${org.member}`);
+    assert.equal((await h.request('GET', '/api/me', { token: org.memberToken })).body.role, 'admin');
     const now = await h.request('PATCH', '/api/integrations/google/settings', { token: org.memberToken, body: { sync_enabled: false } });
     assert.equal(now.status, 200, now.text);
     assert.equal(now.body.status, 'paused');

@@ -45,6 +45,7 @@ const ROUTES: [string, string][] = [
   ['PATCH', '/api/integrations/google/settings'],
   ['POST', '/api/integrations/google/disconnect'],
   ['POST', '/api/integrations/google/sync-now'],
+  ['GET', '/api/me'],
   ['GET', '/healthz'],
   ['GET', '/nope'],
 ];
