@@ -20,6 +20,8 @@ export const ClaimedRow = z.object({
   attempts: z.number(),
   // Milliseconds from the row's commit-time insertion to this claim (commit-to-call latency).
   age_ms: z.number(),
+  // The row's previous attempt never finished: it was still leased (lease run out) when claimed.
+  unfinished: z.boolean(),
 });
 export type ClaimedRow = z.infer<typeof ClaimedRow>;
 
@@ -34,6 +36,11 @@ export type ClaimedGroup = {
   operations: Set<ClaimedRow['operation']>;
   snapshot: Record<string, unknown> | null;
   ageMs: number;
+  /**
+   * Some row's previous attempt never finished (its relay died or lost the lease): this
+   * appointment may be what killed that relay, so the relay runs it alone (relay.ts).
+   */
+  unfinished: boolean;
 };
 
 /**
@@ -91,7 +98,7 @@ export async function claimBatch(db: Db, relayId: string, limit: number, leaseMs
         limit ${limit}
       ),
       lockable as (
-        select o.id from sync_outbox o
+        select o.id, o.locked_by as previous_owner from sync_outbox o
         where o.appointment_id in (select appointment_id from chosen)
           and (o.locked_until is null or o.locked_until < now())
         for update skip locked
@@ -99,12 +106,15 @@ export async function claimBatch(db: Db, relayId: string, limit: number, leaseMs
       update sync_outbox o
       set locked_by = ${relayId},
           locked_until = now() + ${leaseMs} * interval '1 millisecond',
-          attempts = o.attempts + 1,
+          -- A parked row revived by a new change (or Retry / Sync now) starts counting afresh;
+          -- otherwise a row parked after K attempts would be parked again at once, untried.
+          attempts = case when o.failed_at is not null then 1 else o.attempts + 1 end,
           failed_at = null
       from lockable
       where o.id = lockable.id
       returning o.id, o.organisation_id, o.appointment_id, o.operation, o.priority, o.snapshot, o.attempts,
-                (extract(epoch from clock_timestamp() - o.created_at) * 1000)::float8 as age_ms`);
+                (extract(epoch from clock_timestamp() - o.created_at) * 1000)::float8 as age_ms,
+                lockable.previous_owner is not null as unfinished`);
   });
   return groupByAppointment(rows);
 }
@@ -124,6 +134,7 @@ function groupByAppointment(rows: readonly ClaimedRow[]): ClaimedGroup[] {
         operations: new Set(),
         snapshot: null,
         ageMs: 0,
+        unfinished: false,
       };
       groups.set(row.appointment_id, group);
     }
@@ -133,6 +144,7 @@ function groupByAppointment(rows: readonly ClaimedRow[]): ClaimedGroup[] {
     group.priority = Math.min(group.priority, row.priority);
     group.operations.add(row.operation);
     group.snapshot = row.snapshot ?? group.snapshot;
+    group.unfinished ||= row.unfinished;
     // The newest change is what the user waits for.
     group.ageMs = group.ageMs === 0 ? row.age_ms : Math.min(group.ageMs, row.age_ms);
   }
@@ -194,6 +206,17 @@ export async function extendLeases(db: Db, relayId: string, ids: number[], lease
   if (ids.length === 0) return;
   await db.query(sql.unsafe`
     update sync_outbox set locked_until = now() + ${leaseMs} * interval '1 millisecond'
+    where id = any(${sql.array(ids, 'int8')}) and locked_by = ${relayId}`);
+}
+
+/**
+ * Hands back rows whose previous attempt never finished without trying them, the attempt not
+ * counted: they stay marked unfinished (locked_by kept, lease ended) for the next claim.
+ */
+export async function deferRows(db: Db, relayId: string, ids: number[]): Promise<void> {
+  if (ids.length === 0) return;
+  await db.query(sql.unsafe`
+    update sync_outbox set locked_until = now() - interval '1 millisecond', attempts = greatest(attempts - 1, 0)
     where id = any(${sql.array(ids, 'int8')}) and locked_by = ${relayId}`);
 }
 
