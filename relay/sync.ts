@@ -320,10 +320,12 @@ async function finish(deps: SyncDeps, group: ClaimedGroup, result: Result, outco
   crashPoint('after_google');
   const link = typeof result.link === 'object' ? result.link : null;
   const eventId = link ? link.eventId : result.link === 'keep' ? sql.fragment`a.external_event_id` : null;
-  const recorded = await deps.db.transaction(async (tx) => {
-    // One statement records everything, and only if this relay still holds every row's lease
-    // (otherwise its lease ran out and another relay owns the rows: that result is the one to keep).
-    const written = await tx.oneFirst(sql.type(z.object({ completed: z.boolean() }))`
+  // One statement (so one implicit transaction) records everything, and only if this relay
+  // still holds every row's lease; otherwise its lease ran out and another relay owns the rows:
+  // that relay's result is the one to keep. Dying here is dying before the commit.
+  crashPoint('before_commit');
+  const recorded = await deps.db
+    .oneFirst(sql.type(z.object({ completed: z.boolean() }))`
       with done as (
         delete from sync_outbox where id = any(${sql.array(group.ids, 'int8')}) and locked_by = ${deps.relayId} returning id
       ),
@@ -367,21 +369,12 @@ async function finish(deps: SyncDeps, group: ClaimedGroup, result: Result, outco
         where ${result.status !== null} and (select ok from owned) and a.id = ${appointmentId} and a.organisation_id = ${organisationId}
       )
       select ok as completed from owned`);
-    if (!written) throw new LeaseLost();
-    crashPoint('before_commit');
-    return true;
-  }).catch((error) => {
-    if (error instanceof LeaseLost) return false;
-    throw error;
-  });
   if (!recorded) {
     deps.log.warn({ appointment_id: appointmentId, outbox_ids: group.ids }, 'lease lost before recording; another relay owns the rows');
     return 'lease_lost';
   }
   return outcome;
 }
-
-class LeaseLost extends Error {}
 
 async function handleFailure(deps: SyncDeps, group: ClaimedGroup, error: unknown): Promise<SyncOutcome> {
   const { db, relayId, log } = deps;

@@ -13,6 +13,13 @@ const MIGRATION_LOCK_KEY = 7241865325823964n;
 
 export type MigrateOptions = { log?: (message: string) => void };
 
+// Our files are numbered 0001_, 0002_...; node-pg-migrate orders them by that number but logs
+// that it is not a timestamp, for every file and every run. That line is noise.
+function migrationLogger(log: (message: string) => void) {
+  const noise = (m: string) => /Can't determine timestamp/.test(m);
+  return { debug: () => {}, info: log, warn: log, error: (m: string) => (noise(m) ? undefined : log(m)) };
+}
+
 /** Applies every pending migration in db/migrations; returns the names applied. */
 export async function migrate(databaseUrl: string, options: MigrateOptions = {}): Promise<string[]> {
   const client = new pg.Client({ connectionString: databaseUrl, application_name: 'cassius-migrate' });
@@ -26,7 +33,7 @@ export async function migrate(databaseUrl: string, options: MigrateOptions = {})
       direction: 'up',
       noLock: true,
       checkOrder: true,
-      log: options.log ?? (() => {}),
+      logger: migrationLogger(options.log ?? (() => {})),
     });
     return applied.map((m) => m.name);
   } finally {
@@ -47,7 +54,7 @@ export async function pendingMigrations(databaseUrl: string): Promise<string[]> 
       direction: 'up',
       noLock: true,
       dryRun: true,
-      log: () => {},
+      logger: migrationLogger(() => {}),
     });
     return applied.map((m) => m.name);
   } finally {

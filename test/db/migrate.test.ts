@@ -22,7 +22,7 @@ test('three concurrent `npm run migrate` all succeed, then a rerun applies nothi
     const env = { ...process.env, DATABASE_URL: databaseUrl(name) };
     const runs = await Promise.all([1, 2, 3].map(() => run('npm', ['run', '-s', 'migrate'], { env, cwd: process.cwd() })));
     const outputs = runs.map((r) => r.stdout);
-    assert.equal(outputs.filter((o) => /applied 1 migration/.test(o)).length, 1, outputs.join('\n'));
+    assert.equal(outputs.filter((o) => /applied \d+ migration/.test(o)).length, 1, outputs.join('\n'));
     assert.equal(outputs.filter((o) => /schema is up to date/.test(o)).length, 2, outputs.join('\n'));
 
     const again = await run('npm', ['run', '-s', 'migrate'], { env });
