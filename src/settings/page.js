@@ -216,6 +216,10 @@ class Card {
   build() {
     const L = this.level;
     const id = (s) => `${L}-${s}`;
+    const which = L === 'org' ? 'clinic calendar' : 'my calendar';
+    this.which = which;
+    // Both cards have the same buttons: their accessible names say which card they act on.
+    const named = (text) => `${text} (${which})`;
     this.el = h('section', { class: 'card connection', id: `connection-${L}`, 'aria-labelledby': id('title'), 'data-level': L });
     this.statusPill = h('span', { class: 'pill', id: id('status') });
     this.el.append(
@@ -243,7 +247,7 @@ class Card {
     });
     this.problem = h('div', { class: 'notice bad', id: id('problem') });
     this.problemText = h('p', { id: id('problem-text') });
-    this.reconnect = h('a', { class: 'button', id: id('reconnect'), href: connectUrl(L), text: 'Reconnect' });
+    this.reconnect = h('a', { class: 'button', id: id('reconnect'), href: connectUrl(L), text: 'Reconnect', 'aria-label': named('Reconnect') });
     this.problem.append(this.problemText, h('p', {}, this.reconnect));
     this.disconnecting = h('p', {
       class: 'notice info',
@@ -255,7 +259,7 @@ class Card {
     // Not connected
     this.connectBox = h('div', { id: id('connect-box') });
     this.connectText = h('p', { class: 'muted', id: id('connect-text') });
-    this.connect = h('a', { class: 'button', id: id('connect'), href: connectUrl(L), text: 'Connect Google Calendar' });
+    this.connect = h('a', { class: 'button', id: id('connect'), href: connectUrl(L), text: 'Connect Google Calendar', 'aria-label': named('Connect Google Calendar') });
     this.connectBox.append(this.connectText, h('div', { class: 'row actions' }, this.connect));
 
     // Connected
@@ -288,8 +292,15 @@ class Card {
     }
     this.lastSync = h('p', { class: 'lastsync', id: id('last-sync') });
 
-    this.syncNow = h('button', { type: 'button', id: id('sync-now'), text: 'Sync now', onclick: () => this.startSync() });
-    this.disconnect = h('button', { type: 'button', class: 'danger-outline', id: id('disconnect'), text: 'Disconnect', onclick: () => this.askDisconnect() });
+    this.syncNow = h('button', { type: 'button', id: id('sync-now'), text: 'Sync now', 'aria-label': named('Sync now'), onclick: () => this.startSync() });
+    this.disconnect = h('button', {
+      type: 'button',
+      class: 'danger-outline',
+      id: id('disconnect'),
+      text: 'Disconnect',
+      'aria-label': named('Disconnect'),
+      onclick: () => this.askDisconnect(),
+    });
     this.progress = h('div', { class: 'progress', id: id('progress'), role: 'status' });
     this.progressText = h('span', { id: id('progress-text') });
     this.progressBar = h('progress', { max: '1', value: '0', 'aria-labelledby': id('progress-text') });
@@ -342,11 +353,11 @@ class Card {
     this.account.replaceChildren('Google account: ', h('strong', { text: status.account_email || 'unknown account' }));
 
     if (s === 'needs_reconnect') {
-      this.problemText.textContent = `Reconnect needed: ${lowerFirst(oneLine(status.last_error, 'Google no longer accepts this connection.'))} Nothing is lost: waiting changes are sent once you reconnect.`;
+      this.problemText.textContent = `${oneLine(status.last_error, 'Google no longer accepts this connection.')} Nothing is lost: waiting changes are sent once you reconnect.`;
       show(this.reconnect, editable);
       show(this.problem, true);
     } else if (s === 'error') {
-      this.problemText.textContent = `The last sync failed: ${lowerFirst(oneLine(status.last_error, 'Google refused it.'))}`;
+      this.problemText.textContent = `The last sync failed. ${oneLine(status.last_error, 'Google refused it.')}`;
       show(this.reconnect, false);
       show(this.problem, true);
     } else {
@@ -367,7 +378,7 @@ class Card {
     }
 
     this.toggle.checked = Boolean(status.sync_enabled);
-    this.toggle.disabled = !editable || this.saving;
+    this.toggle.disabled = !editable;
 
     const counts = status.counts || { pending: 0, synced: 0, error: 0 };
     for (const k of ['pending', 'synced', 'error']) this.counts[k].textContent = String(counts[k] ?? 0);
@@ -444,7 +455,7 @@ class Card {
       );
       show(this.readonlyCals, readOnly.length > 0);
     }
-    this.picker.disabled = this.saving || this.calendars.length === 0;
+    this.picker.disabled = this.calendars.length === 0;
     if (this.calendarsError) {
       this.pickerHint.textContent = `The list of calendars could not be loaded: ${this.calendarsError.message}`;
     } else if (this.calendars.length === 0) {
@@ -455,6 +466,12 @@ class Card {
   }
 
   async chooseCalendar() {
+    if (this.saving) {
+      // One change at a time: the select keeps the keyboard focus, the extra change is undone.
+      this.pickerKey = null;
+      this.renderPicker();
+      return;
+    }
     const calendarId = this.picker.value;
     if (!calendarId || calendarId === this.status?.calendar_id) return;
     const name = this.calendars?.find((c) => c.id === calendarId)?.summary ?? calendarId;
@@ -465,6 +482,10 @@ class Card {
   }
 
   async setSync() {
+    if (this.saving) {
+      this.toggle.checked = Boolean(this.status?.sync_enabled);
+      return;
+    }
     const enabled = this.toggle.checked;
     await this.write(
       { sync_enabled: enabled },
@@ -475,12 +496,14 @@ class Card {
     );
   }
 
-  /** PATCH settings; disables the controls meanwhile; undo() restores the control on failure. */
+  /**
+   * PATCH settings, one at a time; undo() restores the control on failure. The controls stay
+   * enabled meanwhile (a disabled control would drop the keyboard focus); they are marked busy.
+   */
   async write(body, okText, undo) {
     if (this.saving) return;
     this.saving = true;
-    this.picker.disabled = true;
-    this.toggle.disabled = true;
+    this.details.setAttribute('aria-busy', 'true');
     this.say('Saving…');
     try {
       const status = await api('PATCH', `${API}/settings?level=${this.level}`, body);
@@ -493,6 +516,7 @@ class Card {
       if (e.status === 403 && this.level === 'org') markOrgReadOnly();
       this.say(`Not saved: ${e.message}`, 'bad');
     }
+    this.details.removeAttribute('aria-busy');
     state.fastUntil = Date.now() + 6000;
     await refresh();
   }
@@ -500,7 +524,8 @@ class Card {
   // ---- Sync now
 
   async startSync() {
-    if (this.run && (this.run.phase === 'queuing' || this.run.phase === 'running')) return; // no double submission
+    if (this.syncNow.getAttribute('aria-disabled') === 'true') return; // no double submission
+    if (this.run && (this.run.phase === 'queuing' || this.run.phase === 'running')) return;
     this.run = { phase: 'queuing', queued: 0, backlogId: null, error: null };
     this.renderRun(this.status?.counts);
     try {
@@ -535,8 +560,10 @@ class Card {
     const run = this.run;
     const busy = run?.phase === 'queuing' || run?.phase === 'running';
     const active = this.status?.status === 'active' || this.status?.status === 'error';
-    this.syncNow.disabled = busy || !active;
+    // aria-disabled, not disabled: the button keeps the keyboard focus while it runs.
+    this.syncNow.setAttribute('aria-disabled', String(busy || !active));
     this.syncNow.textContent = busy ? 'Syncing…' : 'Sync now';
+    this.syncNow.setAttribute('aria-label', `${this.syncNow.textContent} (${this.which})`);
     if (busy) this.syncNow.setAttribute('aria-busy', 'true');
     else this.syncNow.removeAttribute('aria-busy');
     this.syncNow.title = this.status?.status === 'paused' ? 'Turn sync on first' : this.status?.status === 'needs_reconnect' ? 'Reconnect first' : '';
