@@ -83,10 +83,23 @@ export async function startRelay(config: RelayConfig, opts: { log?: Logger } = {
   }
 
   const inFlight = new Map<string, ClaimedGroup>();
+  // Claimed ahead of free slots (graphile-worker's localQueue): a claim is a serialized
+  // statement, so taking a batch at a time and starting each group the moment a slot frees
+  // keeps the slots busy without paying one claim per appointment. Leases cover queued groups.
+  const queue: { group: ClaimedGroup; claimedAt: number }[] = [];
   let stopping = false;
 
-  async function processGroup(group: ClaimedGroup): Promise<void> {
-    const claimedAt = performance.now();
+  function startQueued(): void {
+    // While isolating a suspect (below), it runs alone: nothing starts beside it.
+    while (!stopping && (!isolating || inFlight.size === 0) && inFlight.size < config.RELAY_CONCURRENCY && queue.length > 0) {
+      const { group, claimedAt } = queue.shift()!;
+      inFlight.set(group.appointmentId, group);
+      void processGroup(group, claimedAt);
+    }
+    metrics.setInFlight(inFlight.size);
+  }
+
+  async function processGroup(group: ClaimedGroup, claimedAt: number): Promise<void> {
     let firstCall = true;
     try {
       const outcome = await syncAppointment(
@@ -114,14 +127,14 @@ export async function startRelay(config: RelayConfig, opts: { log?: Logger } = {
       log.error({ appointment_id: group.appointmentId, outbox_ids: group.ids, err: (error as Error).message }, 'could not record a sync result');
     } finally {
       inFlight.delete(group.appointmentId);
-      metrics.setInFlight(inFlight.size);
+      startQueued();
       wakeup.poke();
     }
   }
 
   // Leases are renewed well before they run out, so a slow Google call is never taken over.
   const heartbeat = setInterval(() => {
-    const ids = [...inFlight.values()].flatMap((g) => g.ids);
+    const ids = [...inFlight.values(), ...queue.map((q) => q.group)].flatMap((g) => g.ids);
     extendLeases(db, id, ids, config.RELAY_LEASE_MS).catch((error: Error) => log.warn({ err: error.message }, 'lease heartbeat failed'));
   }, Math.max(1_000, Math.floor(config.RELAY_LEASE_MS / 3)));
   heartbeat.unref();
@@ -150,7 +163,7 @@ export async function startRelay(config: RelayConfig, opts: { log?: Logger } = {
     if (suspects.length === 0) return groups;
     isolating = true;
     const innocent = groups.filter((g) => !g.unfinished);
-    if (inFlight.size > 0) {
+    if (inFlight.size > 0 || queue.length > 0) {
       // Run the innocent ones now; the suspects wait for an idle relay.
       await deferRows(db, id, suspects.flatMap((g) => g.ids));
       return innocent;
@@ -172,23 +185,20 @@ export async function startRelay(config: RelayConfig, opts: { log?: Logger } = {
           continue;
         }
         isolating = false;
-        const free = config.RELAY_CONCURRENCY - inFlight.size;
-        // Claim in batches: with work in flight, wait until a quarter of the slots are free
-        // rather than paying a claim per finished appointment (claims are serialized).
-        if (free <= 0 || (inFlight.size > 0 && free < Math.ceil(config.RELAY_CONCURRENCY / 4))) {
+        startQueued();
+        // Refill the local queue when it runs low; otherwise wait for a slot or a notification.
+        const room = config.RELAY_CONCURRENCY + config.RELAY_BATCH_SIZE - inFlight.size - queue.length;
+        if (queue.length > config.RELAY_BATCH_SIZE / 2 || room <= 0) {
           await wakeup.wait();
           continue;
         }
-        const limit = Math.min(config.RELAY_BATCH_SIZE, free);
+        const limit = Math.min(config.RELAY_BATCH_SIZE, room);
         const claimed = await claimBatch(db, id, limit, config.RELAY_LEASE_MS);
+        const claimedAt = performance.now();
         failures = 0;
         if (claimed.length > 0) crashPoint('after_claim');
-        const groups = await isolateSuspects(claimed);
-        for (const group of groups) {
-          inFlight.set(group.appointmentId, group);
-          void processGroup(group);
-        }
-        metrics.setInFlight(inFlight.size);
+        for (const group of await isolateSuspects(claimed)) queue.push({ group, claimedAt });
+        startQueued();
         // Never sleep after a full batch: there is probably more.
         if (claimed.length < limit && !isolating) await wakeup.wait();
       } catch (error) {
@@ -213,7 +223,7 @@ export async function startRelay(config: RelayConfig, opts: { log?: Logger } = {
       await loop;
       const deadline = Date.now() + drainMs;
       while (inFlight.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25));
-      const unfinished = [...inFlight.values()].flatMap((g) => g.ids);
+      const unfinished = [...inFlight.values(), ...queue.splice(0).map((q) => q.group)].flatMap((g) => g.ids);
       await releaseRows(db, id, unfinished).catch(() => {});
       clearInterval(heartbeat);
       await wakeup.close();

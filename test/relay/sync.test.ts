@@ -187,8 +187,7 @@ describe('idempotency and recreation', () => {
       await t.db.query(sql.unsafe`update appointments set title = 'Phoenix 2' where id = ${id}`);
       await waitFor(async () => live(email)[0]?.summary === 'Phoenix 2', 10_000, 'the recreated event');
       assert.equal(live(email)[0]!.id, eventIdFor(id, 1));
-      const sync = await syncOf(id);
-      assert.equal(sync.external_event_id, eventIdFor(id, 1));
+      await waitFor(async () => (await syncOf(id)).external_event_id === eventIdFor(id, 1), 5_000, 'the new id recorded');
       const generation = await t.db.oneFirst(sql.unsafe`select generation from appointment_external_links where appointment_id = ${id}`);
       assert.equal(generation, 1);
     } finally {
