@@ -3,6 +3,7 @@
 // settings, disconnect and Sync now.
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
+import fc from 'fast-check';
 import { after, before, describe, test } from 'node:test';
 import { z } from 'zod';
 import { bearer, createCalendarApi } from '../../src/integrations/google/calendarApi';
@@ -489,5 +490,41 @@ describe('sync now', () => {
     const r = await h.request('POST', '/api/integrations/google/sync-now', { token: org.adminToken });
     assert.equal(r.status, 409);
     assert.equal(errorCode(r), 'not_connected');
+  });
+});
+
+describe('property: generated input to the integration routes of a connected account', () => {
+  test('never a 500, always the error shape, the integration never corrupted', async () => {
+    const { org, email, account } = await setup([{ summary: 'Team', accessRole: 'writer' }, { summary: 'Ro', accessRole: 'reader' }]);
+    await oauthDance(h, org.adminToken, email);
+    const ids = [email, ...account.calendars.map((c) => c.id)];
+    const value = fc.oneof(fc.string(), fc.boolean(), fc.integer(), fc.constant(null), fc.constantFrom(...ids), fc.array(fc.string(), { maxLength: 2 }));
+    const body = fc.oneof(
+      fc.dictionary(fc.constantFrom('calendar_id', 'sync_enabled', 'remove_events', 'level', 'x'), value, { maxKeys: 3 }).map((b) => JSON.stringify(b)),
+      fc.string(),
+    );
+    const route = fc.constantFrom(
+      ['PATCH', '/api/integrations/google/settings'],
+      ['GET', '/api/integrations/google/calendars'],
+      ['GET', '/api/integrations/google/status'],
+      ['POST', '/api/integrations/google/sync-now'],
+      ['GET', '/api/integrations/google/connect'],
+    );
+    const level = fc.oneof(fc.constantFrom('org', 'user', ''), fc.string());
+    await fc.assert(
+      fc.asyncProperty(route, level, body, fc.boolean(), async ([method, url], lvl, payload, asMember) => {
+        const r = await h.request(method as 'GET', `${url}?level=${encodeURIComponent(lvl)}`, {
+          token: asMember ? org.memberToken : org.adminToken,
+          ...(method === 'GET' ? {} : { payload, headers: { 'content-type': 'application/json' } }),
+        });
+        assert.ok(r.status < 500, `${method} ${url} ${lvl} ${payload} -> ${r.status} ${r.text}`);
+        if (r.status >= 400) errorCode(r);
+      }),
+      { numRuns: 200 },
+    );
+    const [row] = await integrations(org);
+    assert.equal(row!.connection_status, 'active');
+    const writable = [email, ...account.calendars.filter((c) => c.accessRole !== 'reader').map((c) => c.id)];
+    assert.ok(writable.includes(row!.calendar_id!), `target became ${row!.calendar_id}`);
   });
 });
