@@ -31,11 +31,12 @@ export function eventIdFor(appointmentId: string, generation: number): string {
   return generation === 0 ? hex : `${hex}g${generation}`;
 }
 
-/** Offset form of an instant in a zone, e.g. 2030-01-15T10:00:00+01:00 (Google wants an offset). */
-function localDateTime(iso: string, timeZone: string): string {
-  const date = new Date(iso);
-  const parts = Object.fromEntries(
-    new Intl.DateTimeFormat('en-GB', {
+// Building an Intl.DateTimeFormat costs far more than using one: one per zone, kept.
+const formatters = new Map<string, Intl.DateTimeFormat>();
+function formatterFor(timeZone: string): Intl.DateTimeFormat {
+  let formatter = formatters.get(timeZone);
+  if (!formatter) {
+    formatter = new Intl.DateTimeFormat('en-GB', {
       timeZone,
       hourCycle: 'h23',
       year: 'numeric',
@@ -44,7 +45,17 @@ function localDateTime(iso: string, timeZone: string): string {
       hour: '2-digit',
       minute: '2-digit',
       second: '2-digit',
-    })
+    });
+    formatters.set(timeZone, formatter);
+  }
+  return formatter;
+}
+
+/** Offset form of an instant in a zone, e.g. 2030-01-15T10:00:00+01:00 (Google wants an offset). */
+function localDateTime(iso: string, timeZone: string): string {
+  const date = new Date(iso);
+  const parts = Object.fromEntries(
+    formatterFor(timeZone)
       .formatToParts(date)
       .map((p) => [p.type, p.value]),
   );
