@@ -23,9 +23,11 @@ import {
   type Conn,
 } from './sql';
 
-const Title = z.string().min(1, 'must not be empty').max(1024, 'must be at most 1024 characters');
-const Description = z.string().max(8192, 'must be at most 8192 characters').nullable();
-const Location = z.string().max(1024, 'must be at most 1024 characters').nullable();
+// PostgreSQL text cannot hold NUL characters: refuse them here, naming the field.
+const noNul = (s: string) => !s.includes('\u0000');
+const Title = z.string().min(1, 'must not be empty').max(1024, 'must be at most 1024 characters').refine(noNul, 'must not contain NUL characters');
+const Description = z.string().max(8192, 'must be at most 8192 characters').refine(noNul, 'must not contain NUL characters').nullable();
+const Location = z.string().max(1024, 'must be at most 1024 characters').refine(noNul, 'must not contain NUL characters').nullable();
 
 const CreateBody = z
   .object({

@@ -213,6 +213,7 @@ describe('bad input: 4xx naming the problem, nothing written', () => {
     ['unknown field', validAppointment({ colour: 'red' }), /unknown field.*colour/],
     ['assignee not a uuid', validAppointment({ assigned_user_id: 'bob' }), /assigned_user_id.*UUID/],
     ['description too long', validAppointment({ description: 'x'.repeat(8193) }), /description/],
+    ['a NUL character', validAppointment({ location: 'Room\u00002' }), /location.*NUL/],
     ['array body', [validAppointment()], /body/],
     ['null body', null, /body/],
   ];
