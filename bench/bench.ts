@@ -1,0 +1,530 @@
+// `npm run bench` (bench/run.ts) and the smoke test call runBench(): one run measures every
+// figure of issue 8 side by side with its peer, and returns bench/results.json's content
+// (CONTRACT section 9: key -> {value, unit, peer?, ratio?, conditions}).
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { apiRun } from './lib/api';
+import { liveUnderBacklogRound } from './lib/backlog';
+import { drainRound, type DrainResult } from './lib/drain';
+import { startBenchEmulator } from './lib/emulator';
+import { insertRate, insertTargets } from './lib/inserts';
+import { latencyRound, type LatencyResult } from './lib/latency';
+import { createTemplate, dropAllDatabases, dropTemplate, startCluster, type Template } from './lib/pg';
+import { ROOT } from './lib/procs';
+import { formatProfile, summarizeProfile } from './lib/profile';
+import { PEER_BATCH_DELAY_MS, PEER_TUNING, type Ctx, type Side } from './lib/sides';
+import { sustainedRun, type SustainedResult } from './lib/sustained';
+import { log, median, nowMs, round, setQuiet } from './lib/util';
+import { preparePeerDatabase } from './peer/schema';
+
+export type Figure = { value: number | null; unit: string; peer?: number | null; ratio?: number | null; conditions: string };
+export type Results = Record<string, Figure>;
+
+/** The figures of issue 8, in table order. */
+export const ISSUE_KEYS = [
+  'relay_throughput',
+  'commit_to_call_p50_ms',
+  'commit_to_call_p99_ms',
+  'live_under_backlog_p99_ms',
+  'relay_scaling_4_over_1',
+  'duplicates',
+  'trigger_insert_overhead',
+  'relay_rss_mb',
+  'outbox_bloat_ratio',
+  'held_xmin_throughput_ratio',
+  'api_create_p99_ms',
+] as const;
+
+/** Issue 8's targets, for the printed table only: no test or CI step asserts a figure. */
+export const TARGETS: Record<string, { text: string; met(f: Figure): boolean | null }> = {
+  relay_throughput: { text: 'ratio >= 1.5', met: (f) => (f.ratio == null ? null : f.ratio >= 1.5) },
+  commit_to_call_p50_ms: { text: '<= 3, ratio <= 1.0', met: (f) => (f.value == null ? null : f.value <= 3 && (f.ratio ?? 0) <= 1) },
+  commit_to_call_p99_ms: { text: '<= 10, ratio <= 1.0', met: (f) => (f.value == null ? null : f.value <= 10 && (f.ratio ?? 0) <= 1) },
+  live_under_backlog_p99_ms: { text: '<= 2,000', met: (f) => (f.value == null ? null : f.value <= 2000) },
+  relay_scaling_4_over_1: { text: '>= 3.0', met: (f) => (f.value == null ? null : f.value >= 3) },
+  duplicates: { text: '0', met: (f) => (f.value == null ? null : f.value === 0) },
+  trigger_insert_overhead: { text: '<= 1.3', met: (f) => (f.value == null ? null : f.value <= 1.3) },
+  relay_rss_mb: { text: '<= 150', met: (f) => (f.value == null ? null : f.value <= 150) },
+  outbox_bloat_ratio: { text: '<= 1.5', met: (f) => (f.value == null ? null : f.value <= 1.5) },
+  held_xmin_throughput_ratio: { text: '>= 0.5, p99 back < 60 s', met: (f) => (f.value == null ? null : f.value >= 0.5 && !/not back/.test(f.conditions)) },
+  api_create_p99_ms: { text: 'report', met: () => null },
+};
+
+export type Mode = 'full' | 'quick' | 'tiny';
+
+type Sizes = {
+  rounds: number;
+  concurrency: number;
+  throughputRows: number;
+  latencySamples: number;
+  latencyGapMs: number;
+  backlogRows: number;
+  liveGapMs: number;
+  scalingRows: number;
+  scalingLatencyMs: number;
+  insertSeconds: number;
+  sustainedRate: number;
+  bloatSmall: number;
+  bloatLarge: number;
+  cleanSeconds: number;
+  holdSeconds: number;
+  recoverySeconds: number;
+  peerHeld: boolean;
+  apiSeconds: number;
+  apiClients: number;
+};
+
+const SIZES: Record<Mode, Sizes> = {
+  full: {
+    rounds: 3,
+    concurrency: 16,
+    throughputRows: 20_000,
+    latencySamples: 500,
+    latencyGapMs: 10,
+    backlogRows: 10_000,
+    liveGapMs: 50,
+    scalingRows: 6_000,
+    scalingLatencyMs: 20,
+    insertSeconds: 3,
+    sustainedRate: 1_000,
+    bloatSmall: 10_000,
+    bloatLarge: 100_000,
+    cleanSeconds: 20,
+    holdSeconds: 60,
+    recoverySeconds: 60,
+    peerHeld: true,
+    apiSeconds: 10,
+    apiClients: 16,
+  },
+  quick: {
+    rounds: 1,
+    concurrency: 16,
+    throughputRows: 2_000,
+    latencySamples: 100,
+    latencyGapMs: 10,
+    backlogRows: 1_500,
+    liveGapMs: 50,
+    scalingRows: 1_000,
+    scalingLatencyMs: 20,
+    insertSeconds: 1,
+    sustainedRate: 500,
+    bloatSmall: 1_000,
+    bloatLarge: 10_000,
+    cleanSeconds: 5,
+    holdSeconds: 10,
+    recoverySeconds: 15,
+    peerHeld: false,
+    apiSeconds: 3,
+    apiClients: 16,
+  },
+  tiny: {
+    rounds: 1,
+    concurrency: 8,
+    throughputRows: 50,
+    latencySamples: 5,
+    latencyGapMs: 5,
+    backlogRows: 50,
+    liveGapMs: 30,
+    scalingRows: 40,
+    scalingLatencyMs: 20,
+    insertSeconds: 0.2,
+    sustainedRate: 100,
+    bloatSmall: 20,
+    bloatLarge: 100,
+    cleanSeconds: 1,
+    holdSeconds: 1,
+    recoverySeconds: 2,
+    peerHeld: false,
+    apiSeconds: 0.5,
+    apiClients: 4,
+  },
+};
+
+export type BenchOptions = {
+  mode: Mode;
+  /** Where results.json goes (default bench/results.json); null: not written. */
+  resultsFile?: string | null;
+  /** Profile one extra (unmeasured) relay drain with --cpu-prof and summarize it. */
+  profile?: boolean;
+  /** No progress lines on stderr. */
+  quiet?: boolean;
+};
+
+const ms = (v: number) => round(v, 3);
+
+export async function runBench(options: BenchOptions): Promise<Results> {
+  const sizes = SIZES[options.mode];
+  setQuiet(options.quiet ?? false);
+  const started = nowMs();
+  const load = os.loadavg().map((l) => l.toFixed(1)).join(' / ');
+  log(`mode ${options.mode}, ${sizes.rounds} round(s); machine: ${os.cpus().length} CPU, load average ${load}`);
+  const cluster = await startCluster();
+  const emu = await startBenchEmulator();
+  const templates: Template[] = [];
+  const results: Results = {};
+  try {
+    const ours = await createTemplate(cluster, 'ours');
+    templates.push(ours);
+    const peer = await createTemplate(cluster, 'peer', preparePeerDatabase);
+    templates.push(peer);
+    const profileDir = options.profile ? fs.mkdtempSync(path.join(os.tmpdir(), 'cassius-bench-prof-')) : null;
+    const ctx: Ctx = {
+      cluster,
+      emu,
+      templates: { ours, peer },
+      concurrency: sizes.concurrency,
+      duplicates: { ours: { events: 0, surplus: 0, calendars: 0 }, peer: { events: 0, surplus: 0, calendars: 0 } },
+      profileDir,
+    };
+    const common = `${cluster.description}; emulator in the bench process (zero added latency, quotas raised so they never bind); `;
+    const ourTuning = `ours: 1 relay process, RELAY_CONCURRENCY ${sizes.concurrency}, RELAY_BATCH_SIZE 64, RELAY_POLL_MS 1000, local quota raised so it never binds`;
+    const peerTuning = PEER_TUNING(sizes.concurrency);
+    const roundsText = `median of ${sizes.rounds} alternating round(s)`;
+
+    // 1. Throughput: N queued changes drained by one process; peak RSS; round trips per row.
+    log(`relay_throughput: ${sizes.throughputRows} queued changes, ours vs graphile-worker (unbatched and tuned)`);
+    const drains: Record<'ours' | 'unbatched' | 'tuned', DrainResult[]> = { ours: [], unbatched: [], tuned: [] };
+    const order: ('ours' | 'unbatched' | 'tuned')[] = ['ours', 'unbatched', 'tuned'];
+    for (let r = 0; r < sizes.rounds; r++) {
+      for (let k = 0; k < order.length; k++) {
+        const which = order[(k + r) % order.length]!;
+        const result =
+          which === 'ours'
+            ? await drainRound(ctx, 'ours', { rows: sizes.throughputRows })
+            : await drainRound(ctx, 'peer', { rows: sizes.throughputRows, mode: which });
+        drains[which].push(result);
+        log(
+          `  round ${r + 1} ${which}: ${result.rowsPerSecond.toFixed(0)} rows/s, ${result.statementsPerRow?.toFixed(2) ?? '-'} statements/row, ` +
+            `${result.commitsPerRow.toFixed(2)} commits/row, peak RSS ${result.peakRssMb?.toFixed(0)} MB, CPU ${result.cpuSeconds?.toFixed(1)} s`,
+        );
+      }
+    }
+    const med = (list: DrainResult[], pick: (d: DrainResult) => number | null) => {
+      const values = list.map(pick).filter((v): v is number => v !== null && Number.isFinite(v));
+      return values.length ? median(values) : null;
+    };
+    const ourRate = med(drains.ours, (d) => d.rowsPerSecond)!;
+    const peerRate = med(drains.unbatched, (d) => d.rowsPerSecond)!;
+    const tunedRate = med(drains.tuned, (d) => d.rowsPerSecond)!;
+    const trips = (list: DrainResult[]) => med(list, (d) => d.statementsPerRow);
+    const commits = (list: DrainResult[]) => med(list, (d) => d.commitsPerRow);
+    const cpuPerRow = (list: DrainResult[], rows: number) => {
+      const v = med(list, (d) => d.cpuSeconds);
+      return v === null ? '-' : `${((v / rows) * 1e6).toFixed(0)} µs`;
+    };
+    const drainConditions =
+      `${sizes.throughputRows} changes queued by one INSERT, then drained by one process; clock from COMMIT to the queue being empty; ` +
+      common +
+      `${ourTuning}; peer: ${peerTuning}, defaults otherwise (no localQueue, no batched completion); ` +
+      `round trips per row (pg_stat_statements calls incl. BEGIN/COMMIT/DISCARD ALL): ours ${fmtN(trips(drains.ours))}, peer ${fmtN(trips(drains.unbatched))}, tuned peer ${fmtN(trips(drains.tuned))}; ` +
+      `transactions per row: ours ${fmtN(commits(drains.ours))}, peer ${fmtN(commits(drains.unbatched))}, tuned peer ${fmtN(commits(drains.tuned))}; ` +
+      `worker CPU per row: ours ${cpuPerRow(drains.ours, sizes.throughputRows)}, peer ${cpuPerRow(drains.unbatched, sizes.throughputRows)}; ${roundsText}`;
+    results.relay_throughput = {
+      value: round(ourRate),
+      unit: 'changes/s',
+      peer: round(peerRate),
+      ratio: round(ourRate / peerRate),
+      conditions: drainConditions,
+    };
+    results.relay_throughput_vs_tuned_peer = {
+      value: round(ourRate),
+      unit: 'changes/s',
+      peer: round(tunedRate),
+      ratio: round(ourRate / tunedRate),
+      conditions:
+        `as relay_throughput, but the peer tuned as graphile-worker's performance docs recommend: localQueue.size = concurrency + 1 (${sizes.concurrency + 1}), ` +
+        `completeJobBatchDelay = failJobBatchDelay = ${PEER_BATCH_DELAY_MS} ms (batched completion); ${roundsText}`,
+    };
+    results.relay_round_trips_per_row = {
+      value: trips(drains.ours) === null ? null : round(trips(drains.ours)!),
+      unit: 'statements/change',
+      peer: trips(drains.unbatched) === null ? null : round(trips(drains.unbatched)!),
+      ratio: trips(drains.ours) && trips(drains.unbatched) ? round(trips(drains.ours)! / trips(drains.unbatched)!) : null,
+      conditions:
+        `statements executed per change during relay_throughput (pg_stat_statements calls, top level, utility statements included; ` +
+        `the bench's own queries subtracted); each is one client-server round trip. Tuned peer: ${fmtN(trips(drains.tuned))}. ` +
+        (cluster.statements ? '' : 'pg_stat_statements is not loaded on this server: not counted. ') +
+        roundsText,
+    };
+    const ourRss = med(drains.ours, (d) => d.peakRssMb);
+    const peerRss = med(drains.unbatched, (d) => d.peakRssMb);
+    results.relay_rss_mb = {
+      value: ourRss === null ? null : round(ourRss),
+      unit: 'MB',
+      peer: peerRss === null ? null : round(peerRss),
+      ratio: ourRss && peerRss ? round(ourRss / peerRss) : null,
+      conditions:
+        `peak resident set (VmHWM of /proc/<pid>/status) of the relay process over start-up and the relay_throughput drain ` +
+        `(${sizes.throughputRows} changes), node --import tsx relay/main.ts (tsx compiles TypeScript in-process); peer: the graphile-worker process, same way; ${roundsText}`,
+    };
+
+    // 2. Commit-to-call latency, idle system.
+    log(`commit_to_call: ${sizes.latencySamples} spaced-out single changes per round`);
+    const lat: Record<Side, LatencyResult[]> = { ours: [], peer: [] };
+    for (let r = 0; r < sizes.rounds; r++) {
+      for (const side of (r % 2 === 0 ? ['ours', 'peer'] : ['peer', 'ours']) as Side[]) {
+        const result = await latencyRound(ctx, side, sizes.latencySamples, sizes.latencyGapMs);
+        lat[side].push(result);
+        log(`  round ${r + 1} ${side}: p50 ${result.p50.toFixed(2)} ms, p99 ${result.p99.toFixed(2)} ms, max ${result.max.toFixed(1)} ms`);
+      }
+    }
+    const latConditions =
+      `${sizes.latencySamples} single-row INSERT transactions per round, one at a time, ${sizes.latencyGapMs}-${2 * sizes.latencyGapMs} ms apart after each call arrived; ` +
+      `from the COMMIT acknowledgement in the bench process to the emulator (same process, same clock) receiving the Google call; ` +
+      common +
+      `${ourTuning}; peer: ${peerTuning}, unbatched defaults; ${roundsText}`;
+    for (const [key, pick] of [
+      ['commit_to_call_p50_ms', (l: LatencyResult) => l.p50],
+      ['commit_to_call_p99_ms', (l: LatencyResult) => l.p99],
+    ] as const) {
+      const ourValue = median(lat.ours.map(pick));
+      const peerValue = median(lat.peer.map(pick));
+      results[key] = { value: ms(ourValue), unit: 'ms', peer: ms(peerValue), ratio: round(ourValue / peerValue), conditions: latConditions };
+    }
+
+    // 3. Live changes under another tenant's backlog.
+    log(`live_under_backlog: tenant A's Sync now of ${sizes.backlogRows} appointments, tenant B's live changes every ~${sizes.liveGapMs} ms`);
+    const backlog = [];
+    for (let r = 0; r < sizes.rounds; r++) {
+      const result = await liveUnderBacklogRound(ctx, sizes.backlogRows, sizes.liveGapMs);
+      backlog.push(result);
+      log(
+        `  round ${r + 1}: p50 ${result.p50.toFixed(1)} ms, p99 ${result.p99.toFixed(1)} ms over ${result.samples} live changes; ` +
+          `backlog drained in ${result.drainSeconds.toFixed(1)} s (${result.backlogPerSecond.toFixed(0)}/s)`,
+      );
+    }
+    results.live_under_backlog_p99_ms = {
+      value: ms(median(backlog.map((b) => b.p99))),
+      unit: 'ms',
+      conditions:
+        `tenant A: ${sizes.backlogRows} appointments, "Sync now" (a sync_backlog row) expanded and drained by 1 relay; tenant B: a single-row INSERT every ` +
+        `${sizes.liveGapMs / 2}-${(sizes.liveGapMs * 3) / 2} ms while it drains (${median(backlog.map((b) => b.samples)).toFixed(0)} samples per round), ` +
+        `COMMIT -> emulator receiving B's call; p50 ${ms(median(backlog.map((b) => b.p50)))} ms; backlog drain ${round(median(backlog.map((b) => b.backlogPerSecond)))} changes/s; ` +
+        common +
+        `${ourTuning}; no peer (graphile-worker has no per-tenant fairness: a FIFO queue serves B after A's backlog); ${roundsText}`,
+    };
+
+    // 4. Scaling: 4 relays / 1 relay with a 20 ms Google.
+    log(`relay_scaling: ${sizes.scalingRows} changes, emulator latency ${sizes.scalingLatencyMs} ms, 1 relay vs 4 relays`);
+    const fault = emu.control.addFault({ pathPrefix: '/calendar/v3/', latencyMs: sizes.scalingLatencyMs, forMs: 3_600_000 });
+    const scaling: Record<'one' | 'four', DrainResult[]> = { one: [], four: [] };
+    try {
+      for (let r = 0; r < sizes.rounds; r++) {
+        for (const which of (r % 2 === 0 ? ['one', 'four'] : ['four', 'one']) as ('one' | 'four')[]) {
+          const result = await drainRound(ctx, 'ours', { rows: sizes.scalingRows, processes: which === 'one' ? 1 : 4 });
+          scaling[which].push(result);
+          log(`  round ${r + 1} ${which === 'one' ? '1 relay' : '4 relays'}: ${result.rowsPerSecond.toFixed(0)} rows/s`);
+        }
+      }
+    } finally {
+      emu.control.removeFault(fault.id);
+    }
+    const one = median(scaling.one.map((d) => d.rowsPerSecond));
+    const four = median(scaling.four.map((d) => d.rowsPerSecond));
+    results.relay_scaling_4_over_1 = {
+      value: round(four / one),
+      unit: 'ratio',
+      conditions:
+        `${sizes.scalingRows} queued changes drained by 1 relay (${round(one)} changes/s) and by 4 relay processes (${round(four)} changes/s), ` +
+        `each RELAY_CONCURRENCY ${sizes.concurrency}; every Calendar call delayed ${sizes.scalingLatencyMs} ms by an emulator fault; ` +
+        `${cluster.description}; all on the same 2 cores; ${roundsText}`,
+    };
+
+    // 5. Capture trigger cost on plain INSERTs.
+    log(`trigger_insert_overhead: single-row INSERTs for ${sizes.insertSeconds} s, with and without the capture triggers`);
+    const targets = await insertTargets(ctx);
+    const inserts: Record<string, number[]> = { with1: [], without1: [], with8: [], without8: [] };
+    try {
+      for (let r = 0; r < sizes.rounds; r++) {
+        for (const clients of [1, 8]) {
+          const pair = r % 2 === 0 ? (['with', 'without'] as const) : (['without', 'with'] as const);
+          for (const which of pair) {
+            const rate = await insertRate(which === 'with' ? targets.withTriggers : targets.withoutTriggers, sizes.insertSeconds, clients);
+            inserts[`${which}${clients}`]!.push(rate);
+          }
+        }
+        log(
+          `  round ${r + 1}: 1 client ${inserts.without1!.at(-1)!.toFixed(0)} / ${inserts.with1!.at(-1)!.toFixed(0)} per s; ` +
+            `8 clients ${inserts.without8!.at(-1)!.toFixed(0)} / ${inserts.with8!.at(-1)!.toFixed(0)} per s (without / with)`,
+        );
+      }
+    } finally {
+      await targets.withTriggers.bdb.drop();
+      await targets.withoutTriggers.bdb.drop();
+    }
+    const w1 = median(inserts.with1!);
+    const wo1 = median(inserts.without1!);
+    const w8 = median(inserts.with8!);
+    const wo8 = median(inserts.without8!);
+    results.trigger_insert_overhead = {
+      value: round(wo1 / w1),
+      unit: 'ratio (rate without / rate with)',
+      conditions:
+        `one session inserting one appointment per transaction (autocommit, prepared) for ${sizes.insertSeconds} s: ${round(wo1)}/s without the capture triggers ` +
+        `(disabled in a scratch database), ${round(w1)}/s with them (statement-level: one outbox INSERT ... SELECT and one NOTIFY per statement); ` +
+        `commit-bound (fsync on); ${cluster.description}; ${roundsText}`,
+    };
+    results.trigger_insert_overhead_8_sessions = {
+      value: round(wo8 / w8),
+      unit: 'ratio (rate without / rate with)',
+      conditions:
+        `as trigger_insert_overhead with 8 concurrent sessions (NOTIFY's commit-time lock is shared by all of them): ${round(wo8)}/s without, ${round(w8)}/s with; ${roundsText}`,
+    };
+
+    // 6. Sustained stream: outbox bloat, then a held xmin horizon.
+    log(
+      `outbox_bloat + held_xmin (ours): ${sizes.sustainedRate} changes/s until ${sizes.bloatLarge} relayed, then a snapshot held ${sizes.holdSeconds} s`,
+    );
+    const ourSustained = await sustainedRun(ctx, 'ours', {
+      rate: sizes.sustainedRate,
+      bloat: { small: sizes.bloatSmall, large: sizes.bloatLarge },
+      cleanSeconds: sizes.cleanSeconds,
+      holdSeconds: sizes.holdSeconds,
+      recoverySeconds: sizes.recoverySeconds,
+    });
+    logSustained('ours', ourSustained);
+    let peerSustained: SustainedResult | null = null;
+    if (sizes.peerHeld) {
+      log(`held_xmin (peer): ${sizes.sustainedRate} changes/s, ${sizes.cleanSeconds} s clean, then a snapshot held ${sizes.holdSeconds} s`);
+      peerSustained = await sustainedRun(ctx, 'peer', {
+        rate: sizes.sustainedRate,
+        bloat: null,
+        cleanSeconds: sizes.cleanSeconds,
+        holdSeconds: sizes.holdSeconds,
+        recoverySeconds: sizes.recoverySeconds,
+      });
+      logSustained('peer', peerSustained);
+    }
+    const bloat = ourSustained.bloat!;
+    results.outbox_bloat_ratio = {
+      value: round(bloat.ratio),
+      unit: 'ratio',
+      conditions:
+        `pg_total_relation_size('sync_outbox') (heap + indexes + TOAST) when ${bloat.largeAt} changes had been relayed (${kb(bloat.largeBytes)}) / ` +
+        `when ${bloat.smallAt} had (${kb(bloat.smallBytes)}); changes written as single-row transactions at ${sizes.sustainedRate}/s by 8 sessions, relayed by 1 relay ` +
+        `(${ourTuning}); autovacuum ran ${bloat.autovacuums} times on the outbox (its per-table settings: scale factor 0, threshold 500); ${common}1 run`,
+    };
+    const heldRatio = ourSustained.held.throughput / ourSustained.clean.throughput;
+    const peerHeldRatio = peerSustained ? peerSustained.held.throughput / peerSustained.clean.throughput : null;
+    results.held_xmin_throughput_ratio = {
+      value: round(heldRatio),
+      unit: 'ratio',
+      peer: peerHeldRatio === null ? null : round(peerHeldRatio),
+      ratio: peerHeldRatio ? round(heldRatio / peerHeldRatio) : null,
+      conditions:
+        `${sizes.sustainedRate} changes/s offered (single-row transactions, 8 sessions); delivered rate while another session of the same database holds a ` +
+        `REPEATABLE READ transaction with its snapshot taken for ${sizes.holdSeconds} s / delivered rate in the ${sizes.cleanSeconds} s before; ` +
+        sustainedText('ours', ourSustained, sizes.recoverySeconds) +
+        (peerSustained ? `; peer (${peerTuning}, unbatched): ${sustainedText('peer', peerSustained, sizes.recoverySeconds)}` : '; peer not measured in this mode') +
+        `; "normal" p99 = max(1.5 x clean p99, clean p99 + 10 ms), checked on 2 s buckets by commit time; ${common}1 run`,
+    };
+
+    // 7. The API.
+    log(`api_create: POST /api/appointments, ${sizes.apiClients} concurrent clients, ${sizes.apiSeconds} s per round`);
+    try {
+      const api = await apiRun(ctx, sizes.rounds, sizes.apiSeconds, sizes.apiClients);
+      for (const [i, a] of api.entries()) {
+        log(`  round ${i + 1}: p50 ${a.p50.toFixed(1)} ms, p99 ${a.p99.toFixed(1)} ms, ${a.perSecond.toFixed(0)} requests/s, ${a.errors} errors`);
+      }
+      results.api_create_p99_ms = {
+        value: ms(median(api.map((a) => a.p99))),
+        unit: 'ms',
+        conditions:
+          `POST /api/appointments (Bearer session JWT, JSON body, 201 with the created appointment), ${sizes.apiClients} concurrent keep-alive clients ` +
+          `for ${sizes.apiSeconds} s per round; p50 ${ms(median(api.map((a) => a.p50)))} ms, ${round(median(api.map((a) => a.perSecond)))} requests/s, ` +
+          `${api.reduce((n, a) => n + a.errors, 0)} non-201 answers; API server (src/server.ts startServer) in its own process, LOG_LEVEL warn, no relay running; ` +
+          `clients in the bench process; ${cluster.description}; ${roundsText} (after 50 warm-up requests)`,
+      };
+    } catch (error) {
+      log(`  api_create failed: ${(error as Error).message}`);
+      results.api_create_p99_ms = { value: null, unit: 'ms', conditions: `not measured: the API server could not be benchmarked (${(error as Error).message.split('\n')[0]})` };
+    }
+
+    // 8. Duplicates across every run above.
+    results.duplicates = {
+      value: ctx.duplicates.ours.surplus,
+      unit: 'events',
+      peer: ctx.duplicates.peer.surplus,
+      conditions:
+        `surplus Google events per cassiusAppointmentId (extendedProperties.private), over every calendar of this run: ` +
+        `ours ${ctx.duplicates.ours.events} events in ${ctx.duplicates.ours.calendars} calendars, peer ${ctx.duplicates.peer.events} events in ` +
+        `${ctx.duplicates.peer.calendars} calendars; no faults other than added latency, no process killed`,
+    };
+
+    if (options.profile && profileDir) {
+      log('profile: one more (unmeasured) relay drain under node --cpu-prof');
+      await drainRound(ctx, 'ours', { rows: sizes.throughputRows, profile: true });
+      const file = fs.readdirSync(profileDir).find((f) => f.endsWith('.cpuprofile'));
+      if (file) {
+        const text = formatProfile(`relay during a ${sizes.throughputRows}-change drain`, summarizeProfile(path.join(profileDir, file), 25));
+        fs.writeFileSync(path.join(ROOT, 'bench/profile-relay.txt'), `${text}\n`);
+        process.stdout.write(`${text}\n`);
+      }
+      fs.rmSync(profileDir, { recursive: true, force: true });
+    }
+
+    const seconds = (nowMs() - started) / 1000;
+    results.bench_run_seconds = {
+      value: Math.round(seconds),
+      unit: 's',
+      conditions: `BENCH mode ${options.mode} on ${new Date().toISOString().slice(0, 10)}, ${os.cpus().length} CPU (${os.cpus()[0]?.model ?? 'unknown'}), Node ${process.version}; load average at start ${load} (other work on the machine shares its cores)`,
+    };
+    const ordered: Results = {};
+    for (const key of [...ISSUE_KEYS, ...Object.keys(results).filter((k) => !(ISSUE_KEYS as readonly string[]).includes(k))]) {
+      if (results[key]) ordered[key] = results[key];
+    }
+    const file = options.resultsFile === undefined ? path.join(ROOT, 'bench/results.json') : options.resultsFile;
+    if (file) fs.writeFileSync(file, `${JSON.stringify(ordered, null, 2)}\n`);
+    return ordered;
+  } finally {
+    await dropAllDatabases();
+    for (const t of templates) await dropTemplate(cluster, t);
+    await emu.close();
+    await cluster.stop();
+  }
+}
+
+function fmtN(v: number | null): string {
+  return v === null ? 'n/a' : v.toFixed(2);
+}
+
+function kb(bytes: number): string {
+  return `${Math.round(bytes / 1024)} kB`;
+}
+
+function logSustained(side: Side, s: SustainedResult): void {
+  log(
+    `  ${side}: clean ${s.clean.throughput.toFixed(0)}/s p50 ${s.clean.p50.toFixed(1)} p99 ${s.clean.p99.toFixed(1)} ms; ` +
+      `held ${s.held.throughput.toFixed(0)}/s p50 ${s.held.p50.toFixed(1)} p99 ${s.held.p99.toFixed(1)} ms; ` +
+      `p99 back under ${s.thresholdMs.toFixed(0)} ms ${s.recoverySeconds === null ? 'NOT within the window' : `${s.recoverySeconds} s after release`}`,
+  );
+}
+
+function sustainedText(side: Side, s: SustainedResult, window: number): string {
+  return (
+    `${side}: clean ${round(s.clean.throughput)}/s (p50 ${ms(s.clean.p50)} ms, p99 ${ms(s.clean.p99)} ms), held ${round(s.held.throughput)}/s ` +
+    `(p50 ${ms(s.held.p50)} ms, p99 ${ms(s.held.p99)} ms), ${s.deadTuplesAtRelease} dead tuples in the queue table at release, p99 ` +
+    (s.recoverySeconds === null ? `not back under ${ms(s.thresholdMs)} ms within ${window} s of release` : `back under ${ms(s.thresholdMs)} ms ${s.recoverySeconds} s after release`)
+  );
+}
+
+/** The results as a Markdown table (README / docs/performance.md and the console). */
+export function resultsTable(results: Results): string {
+  const lines = ['| key | ours | unit | peer | ratio | target | met |', '|---|---|---|---|---|---|---|'];
+  for (const [key, f] of Object.entries(results)) {
+    if (key === 'bench_run_seconds') continue;
+    const target = TARGETS[key];
+    const met = target ? target.met(f) : null;
+    lines.push(
+      `| \`${key}\` | ${fmt(f.value)} | ${f.unit} | ${f.peer === undefined ? '' : fmt(f.peer)} | ${f.ratio === undefined ? '' : fmt(f.ratio)} | ` +
+        `${target?.text ?? ''} | ${met === null ? '' : met ? 'yes' : '**no**'} |`,
+    );
+  }
+  return lines.join('\n');
+}
+
+function fmt(v: number | null | undefined): string {
+  if (v === null || v === undefined) return '-';
+  return v.toLocaleString('en-US', { maximumFractionDigits: 3 });
+}

@@ -1,0 +1,198 @@
+// A sustained stream of live changes (single-row transactions at a fixed rate) for:
+// outbox_bloat_ratio (outbox size after N changes / after N/10) and held_xmin_throughput_ratio
+// (delivered rate while another session holds a REPEATABLE READ snapshot / before it).
+import { randomUUID } from 'node:crypto';
+import pg from 'pg';
+import { cloneDatabase, type BenchDb } from './pg';
+import type { Child } from './procs';
+import { collectDuplicates, createTenant, drainedQuery, insertOne, startPeer, startRelays, type Ctx, type Side } from './sides';
+import { log, nowMs, percentile, sleep, until } from './util';
+
+class LoadGenerator {
+  readonly commits = new Map<string, number>();
+  issued = 0;
+  failed = 0;
+  private inflight = 0;
+  private timer: NodeJS.Timeout | null = null;
+  private readonly pool: pg.Pool;
+
+  constructor(
+    url: string,
+    private readonly organisationId: string,
+    private readonly rate: number,
+  ) {
+    // Writers of a clinic backend: a few sessions, one change per transaction.
+    this.pool = new pg.Pool({ connectionString: url, max: 8, application_name: 'cassius-bench-load' });
+    this.pool.on('error', () => {});
+  }
+
+  start(): void {
+    const started = nowMs();
+    this.timer = setInterval(() => {
+      const due = Math.floor(((nowMs() - started) / 1000) * this.rate) - this.issued;
+      for (let i = 0; i < due && this.inflight < 500; i++) this.issue();
+    }, 5);
+  }
+
+  private issue(): void {
+    const id = randomUUID();
+    this.issued += 1;
+    this.inflight += 1;
+    insertOne(this.pool, this.organisationId, id)
+      .then((at) => this.commits.set(id, at))
+      .catch(() => (this.failed += 1))
+      .finally(() => (this.inflight -= 1));
+  }
+
+  private stopped = false;
+
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    if (this.timer) clearInterval(this.timer);
+    await until(() => this.inflight === 0, 60_000, 'in-flight inserts');
+    await this.pool.end();
+  }
+}
+
+export type PhaseStats = { throughput: number; p50: number; p99: number; rows: number };
+
+function phase(ctx: Ctx, load: LoadGenerator, from: number, to: number): PhaseStats {
+  const now = nowMs();
+  const latencies: number[] = [];
+  let delivered = 0;
+  for (const [id, committed] of load.commits) {
+    const received = ctx.emu.received.get(id);
+    if (received !== undefined && received >= from && received < to) delivered += 1;
+    if (committed >= from && committed < to) latencies.push((received ?? now) - committed);
+  }
+  return {
+    throughput: delivered / ((to - from) / 1000),
+    p50: percentile(latencies, 50),
+    p99: percentile(latencies, 99),
+    rows: latencies.length,
+  };
+}
+
+export type SustainedResult = {
+  offeredRate: number;
+  bloat: { smallBytes: number; largeBytes: number; ratio: number; smallAt: number; largeAt: number; autovacuums: number } | null;
+  clean: PhaseStats;
+  held: PhaseStats;
+  /** Seconds from release until p99 was back within `threshold` (null: not within the window). */
+  recoverySeconds: number | null;
+  thresholdMs: number;
+  deadTuplesAtRelease: number;
+};
+
+const QUEUE_TABLE: Record<Side, string> = { ours: 'sync_outbox', peer: 'graphile_worker._private_jobs' };
+
+async function tableStats(bdb: BenchDb, side: Side) {
+  const table = QUEUE_TABLE[side];
+  const [schema, name] = table.includes('.') ? table.split('.') : ['public', table];
+  const row = (
+    await bdb.pool.query(
+      `select pg_total_relation_size($1::regclass)::float8 as total, coalesce(s.n_dead_tup, 0)::float8 as dead,
+              coalesce(s.autovacuum_count, 0)::float8 as autovacuums
+       from pg_stat_user_tables s where s.schemaname = $2 and s.relname = $3`,
+      [table, schema, name],
+    )
+  ).rows[0] as { total: number; dead: number; autovacuums: number } | undefined;
+  return { total: row?.total ?? 0, dead: row?.dead ?? 0, autovacuums: row?.autovacuums ?? 0 };
+}
+
+export async function sustainedRun(
+  ctx: Ctx,
+  side: Side,
+  opts: {
+    rate: number;
+    bloat: { small: number; large: number } | null;
+    cleanSeconds: number;
+    holdSeconds: number;
+    recoverySeconds: number;
+  },
+): Promise<SustainedResult> {
+  const bdb = await cloneDatabase(ctx.cluster, ctx.templates[side], `${side}_sustained`);
+  const tenant = await createTenant(ctx, bdb);
+  let procs: Child[] = [];
+  const holder = new pg.Client({ connectionString: bdb.url, application_name: 'cassius-bench-xmin-holder' });
+  let load: LoadGenerator | null = null;
+  try {
+    procs = side === 'ours' ? await startRelays(ctx, bdb, 1) : await startPeer(ctx, bdb, 'unbatched');
+    await holder.connect();
+    ctx.emu.clearReceived();
+    load = new LoadGenerator(bdb.url, tenant.organisationId, opts.rate);
+    const started = nowMs();
+    load.start();
+    const relayed = () => ctx.emu.received.size;
+
+    let bloat: SustainedResult['bloat'] = null;
+    let cleanTo: number;
+    if (opts.bloat) {
+      const limit = (opts.bloat.large / opts.rate) * 3_000 + 120_000;
+      await until(() => relayed() >= opts.bloat!.small, limit, `${opts.bloat.small} changes relayed`, 20);
+      const small = await tableStats(bdb, side);
+      const smallAt = relayed();
+      log(`  ${side}: ${smallAt} changes relayed, queue table ${(small.total / 1024).toFixed(0)} kB`);
+      await until(() => relayed() >= opts.bloat!.large, limit, `${opts.bloat.large} changes relayed`, 50);
+      const large = await tableStats(bdb, side);
+      const largeAt = relayed();
+      log(`  ${side}: ${largeAt} changes relayed, queue table ${(large.total / 1024).toFixed(0)} kB`);
+      bloat = {
+        smallBytes: small.total,
+        largeBytes: large.total,
+        ratio: large.total / small.total,
+        smallAt,
+        largeAt,
+        autovacuums: large.autovacuums,
+      };
+      cleanTo = nowMs();
+    } else {
+      await sleep(Math.min(5_000, opts.cleanSeconds * 500)); // warm-up
+      await sleep(opts.cleanSeconds * 1000);
+      cleanTo = nowMs();
+    }
+    const cleanFrom = Math.max(started + 1_000, cleanTo - opts.cleanSeconds * 1000);
+
+    // Another session holds the xmin horizon: a REPEATABLE READ transaction with its snapshot taken.
+    await holder.query('begin isolation level repeatable read');
+    await holder.query('select count(*) from organisations');
+    const heldFrom = nowMs();
+    await sleep(opts.holdSeconds * 1000);
+    const heldTo = nowMs();
+    const deadTuplesAtRelease = (await tableStats(bdb, side)).dead;
+    await holder.query('commit');
+    const released = nowMs();
+    const clean = phase(ctx, load, cleanFrom, cleanTo);
+    const thresholdMs = Math.max(1.5 * clean.p99, clean.p99 + 10);
+    log(`  ${side}: held ${opts.holdSeconds} s; dead tuples in the queue table at release: ${deadTuplesAtRelease}`);
+
+    // After release: 2-second buckets (by commit time) until two in a row have p99 <= threshold.
+    const bucketMs = 2_000;
+    let recoverySeconds: number | null = null;
+    for (let i = 0; (i + 2) * bucketMs <= opts.recoverySeconds * 1000 + bucketMs; i++) {
+      const secondEnd = released + (i + 2) * bucketMs;
+      const wait = secondEnd + thresholdMs - nowMs();
+      if (wait > 0) await sleep(wait);
+      const first = phase(ctx, load, released + i * bucketMs, released + (i + 1) * bucketMs);
+      const second = phase(ctx, load, released + (i + 1) * bucketMs, secondEnd);
+      if (first.p99 <= thresholdMs && second.p99 <= thresholdMs) {
+        recoverySeconds = (i * bucketMs) / 1000;
+        break;
+      }
+    }
+    await load.stop();
+    const held = phase(ctx, load, heldFrom, heldTo);
+    const expected = load.commits.size;
+    await until(() => relayed() >= expected, 600_000, `the ${side} backlog to drain`, 50);
+    await until(async () => Boolean((await bdb.pool.query(drainedQuery[side])).rows[0]?.done), 120_000, 'drain', 50);
+    return { offeredRate: opts.rate, bloat, clean, held, recoverySeconds, thresholdMs, deadTuplesAtRelease };
+  } finally {
+    await holder.end().catch(() => {});
+    await load?.stop().catch(() => {});
+    await Promise.all(procs.map((p) => p.stop()));
+    collectDuplicates(ctx, side, [tenant]);
+    ctx.emu.clearReceived();
+    await bdb.drop();
+  }
+}
