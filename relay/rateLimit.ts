@@ -51,17 +51,27 @@ export function createRateLimiter(
     const chunk = Math.max(1, Math.min(20, Math.floor(perSecond / 2)));
     await db.query(sql.unsafe`
       insert into google_rate_limits (account_key, tokens) values (${key}, ${capacity}) on conflict do nothing`);
-    // A token bucket that may go into debt: a negative balance is the wait before our turn.
+    // A token bucket that may go a little into debt: a negative balance is the wait before our
+    // turn. Tokens are taken only when that wait is short; otherwise nothing is taken and the
+    // caller hands its rows back until the bucket has refilled (taking them anyway would make
+    // every retry dig the debt deeper and starve the account).
+    const maxDebt = (MAX_INLINE_WAIT_MS / 1000) * perSecond;
     const bucket = await db.one(sql.type(Bucket)`
-      update google_rate_limits
-      set tokens = least(${capacity}::float8, tokens + extract(epoch from clock_timestamp() - refilled_at) * ${perSecond}::float8)
-                   - case when paused_until > clock_timestamp() then 0 else ${chunk} end,
+      with current as (
+        select account_key, paused_until > clock_timestamp() as paused,
+               least(${capacity}::float8, tokens + extract(epoch from clock_timestamp() - refilled_at) * ${perSecond}::float8) as available
+        from google_rate_limits where account_key = ${key}
+        for update
+      )
+      update google_rate_limits g
+      set tokens = case when c.paused or c.available - ${chunk} < -${maxDebt}::float8 then c.available
+                        else c.available - ${chunk} end,
           refilled_at = clock_timestamp()
-      where account_key = ${key}
-      returning tokens,
-                case when paused_until > clock_timestamp()
-                     then (extract(epoch from paused_until - clock_timestamp()) * 1000)::float8 end as paused_ms,
-                pause_reason`);
+      from current c
+      where g.account_key = c.account_key
+      returning c.available - ${chunk} as tokens,
+                case when c.paused then (extract(epoch from g.paused_until - clock_timestamp()) * 1000)::float8 end as paused_ms,
+                g.pause_reason`);
     if (bucket.paused_ms !== null) {
       const until = Date.now() + bucket.paused_ms;
       pausedUntil.set(key, { until, reason: bucket.pause_reason ?? 'rate limited' });
@@ -69,7 +79,7 @@ export function createRateLimiter(
     }
     if (bucket.tokens < 0) {
       const waitMs = (-bucket.tokens / perSecond) * 1000;
-      if (waitMs > MAX_INLINE_WAIT_MS) throw new AccountPaused(key, Date.now() + waitMs, 'local quota (GOOGLE_RATE_LIMIT_*) reached');
+      if (bucket.tokens < -maxDebt) throw new AccountPaused(key, Date.now() + waitMs - MAX_INLINE_WAIT_MS / 2, 'local quota (GOOGLE_RATE_LIMIT_*) reached');
       onWait(waitMs);
       await new Promise((r) => setTimeout(r, waitMs));
     }

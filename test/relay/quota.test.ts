@@ -1,0 +1,47 @@
+// The per-account quota is one bucket in the database, shared by every relay: two relays
+// together stay under it, and Google never has to say "rate limit exceeded".
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import { sql } from '../../src/shared/db';
+import { startRelay, type Relay } from '../../relay/relay';
+import { startEmulator, type RunningEmulator } from '../emulator/index';
+import { createTestDatabase, type TestDatabase } from '../helpers/db';
+import { createAppointment, createOrganisation } from '../helpers/fixtures';
+import { connectGoogle, drained, relayConfig } from '../helpers/google';
+
+let t: TestDatabase;
+let emu: RunningEmulator;
+let relays: Relay[] = [];
+before(async () => {
+  t = await createTestDatabase();
+  emu = await startEmulator();
+});
+after(async () => {
+  await Promise.all(relays.map((r) => r.stop()));
+  await emu.close();
+  await t.drop();
+});
+
+test('two relays share one per-account budget (30 calls/min: one every 2 s)', async () => {
+  emu.control.addAccount({ email: 'quota@gmail.test' });
+  const org = await createOrganisation(t.db);
+  await connectGoogle(t.db, emu.url, { organisationId: org, email: 'quota@gmail.test' });
+  await t.db.query(sql.unsafe`truncate sync_backlog`);
+  const sub = emu.control.account('quota@gmail.test').sub;
+  // Start with an empty bucket so the budget binds at once.
+  await t.db.query(sql.unsafe`insert into google_rate_limits (account_key, tokens) values (${sub}, 0)`);
+  const config = { GOOGLE_RATE_LIMIT_PER_ACCOUNT_PER_MIN: 30 };
+  relays = [await startRelay(relayConfig(t.url, emu.url, config)), await startRelay(relayConfig(t.url, emu.url, config))];
+  const started = Date.now();
+  for (let i = 0; i < 4; i++) await createAppointment(t.db, org, { title: `Quota ${i}` });
+  await drained(t.db, 30_000);
+  const inserts = emu.control
+    .calls()
+    .filter((c) => c.method === 'POST' && c.path.startsWith('/calendar/v3/calendars/quota%40gmail.test/events'))
+    .map((c) => Date.parse(c.at));
+  assert.equal(inserts.length, 4);
+  assert.ok(inserts.every((at) => at >= started));
+  const span = Math.max(...inserts) - Math.min(...inserts);
+  assert.ok(span >= 5_000, `4 calls at one per 2 s span at least 6 s (allowing scheduling slack): ${span} ms`);
+  assert.equal(emu.control.calls().filter((c) => c.status === 403 || c.status === 429).length, 0, 'Google never rate-limited us');
+});
