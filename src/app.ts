@@ -21,6 +21,7 @@ import { createKeyring, type Keyring } from './shared/crypto';
 import { sql, type Db } from './shared/db';
 import { errorBody, registerErrorHandling } from './shared/errors';
 import { pendingMigrations } from './shared/migrate';
+import { REDACT_PATHS } from './shared/logger';
 
 export type AppDeps = {
   config: ServerConfig;
@@ -51,20 +52,8 @@ function safeError(err: unknown): { type: string; message: string; stack: string
 export function loggerOptions(level: string): FastifyServerOptions['logger'] {
   return {
     level,
-    redact: {
-      paths: [
-        'req.headers.authorization',
-        'req.headers.cookie',
-        'res.headers["set-cookie"]',
-        '*.access_token',
-        '*.refresh_token',
-        '*.id_token',
-        '*.token',
-        '*.code_verifier',
-        '*.client_secret',
-      ],
-      censor: '[REDACTED]',
-    },
+    // One list for every process (src/shared/logger.ts).
+    redact: { paths: REDACT_PATHS, censor: '[REDACTED]' },
     serializers: {
       req: (req: { method: string; url: string; id: string; ip?: string }) => ({ method: req.method, url: redactUrl(req.url), ip: req.ip }),
       err: safeError,

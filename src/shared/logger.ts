@@ -13,6 +13,8 @@ export const REDACT_PATHS = [
   '*.id_token',
   '*.accessToken',
   '*.refreshToken',
+  '*.token',
+  '*.client_secret',
   '*.code_verifier',
   '*.codeVerifier',
   '*.authorization',
@@ -26,5 +28,5 @@ export const REDACT_PATHS = [
 ];
 
 export function createLogger(name: string, level = process.env.LOG_LEVEL ?? 'info'): Logger {
-  return pino({ name, level, redact: { paths: REDACT_PATHS, censor: '[redacted]' } });
+  return pino({ name, level, redact: { paths: REDACT_PATHS, censor: '[REDACTED]' } });
 }
