@@ -47,8 +47,10 @@ export type RelayProcess = {
   alive(): boolean;
   /** The last log lines (JSON), for diagnostics. */
   logs: string[];
-  /** Counts of log messages matching a pattern since start. */
+  /** How many log lines since start had a `msg` matching the pattern. */
   logCount(pattern: RegExp): number;
+  /** Every distinct log `msg` since start with its count. */
+  messages: Map<string, number>;
   /** SIGTERM and wait (SIGKILL after `graceMs`). */
   stop(graceMs?: number): Promise<Exit>;
   /** kill -9 and wait. */
@@ -97,7 +99,7 @@ export function spawnRelay(opts: SpawnOptions): RelayProcess {
   const child = spawn(process.execPath, ['--import', 'tsx', 'relay/main.ts'], { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] });
   everyChild.add(child);
   const logs: string[] = [];
-  const counters: { pattern: RegExp; n: number }[] = [];
+  const messages = new Map<string, number>();
   let started!: () => void;
   let failed!: (e: Error) => void;
   const ready = new Promise<void>((resolve, reject) => {
@@ -110,7 +112,8 @@ export function spawnRelay(opts: SpawnOptions): RelayProcess {
     logs.push(line);
     if (logs.length > 300) logs.shift();
     if (line.includes('"relay started"')) started();
-    for (const c of counters) if (c.pattern.test(line)) c.n += 1;
+    const msg = /"msg":"((?:[^"\\]|\\.)*)"/.exec(line)?.[1] ?? line.slice(0, 80);
+    messages.set(msg, (messages.get(msg) ?? 0) + 1);
   };
   let buffer = '';
   child.stdout!.setEncoding('utf8').on('data', (chunk: string) => {
@@ -135,15 +138,13 @@ export function spawnRelay(opts: SpawnOptions): RelayProcess {
     ready,
     exited,
     logs,
+    messages,
     killedByTest: false,
     alive: () => child.exitCode === null && child.signalCode === null,
     logCount(pattern) {
-      let c = counters.find((x) => x.pattern === pattern);
-      if (!c) {
-        c = { pattern, n: logs.filter((l) => pattern.test(l)).length };
-        counters.push(c);
-      }
-      return c.n;
+      let n = 0;
+      for (const [msg, count] of messages) if (pattern.test(msg)) n += count;
+      return n;
     },
     async stop(graceMs = 15_000) {
       if (!proc.alive()) return exited;
@@ -253,6 +254,18 @@ export class Supervisor {
     return bad;
   }
 
+  /** Log lines of every relay so far whose `msg` matches. */
+  logCount(pattern: RegExp): number {
+    return this.relays.reduce((sum, r) => sum + r.logCount(pattern), 0);
+  }
+
+  /** Log messages of every relay so far with their counts, most frequent first. */
+  messageCounts(): [string, number][] {
+    const all = new Map<string, number>();
+    for (const r of this.relays) for (const [m, n] of r.messages) all.set(m, (all.get(m) ?? 0) + n);
+    return [...all].sort((a, b) => b[1] - a[1]);
+  }
+
   /** Last log lines of every relay, for a failure message. */
   dump(lines = 10): string {
     return this.relays.map((r) => `--- ${r.id} (${r.alive() ? 'alive' : 'dead'})\n${r.logs.slice(-lines).join('\n')}`).join('\n');
@@ -316,6 +329,7 @@ export async function waitQuiet(db: Db, opts: { timeoutMs?: number; stableMs?: n
       const s = await outboxState(db);
       last = s;
       const quiet = s.pending === 0 && s.waiting === 0 && s.backlog === 0 && s.leased === 0;
+      if (process.env.CHAOS_DEBUG) console.log(`waitQuiet +${Date.now() - started}ms ${JSON.stringify(s)}`);
       if (quiet) {
         quietSince ??= Date.now();
         if (Date.now() - quietSince >= stableMs) return Date.now() - started;
