@@ -3,6 +3,7 @@
 // only "look at this appointment": the state is always read fresh, so a stale row can never
 // overwrite newer data, and several rows of one appointment cost one Google call.
 import { z } from 'zod';
+import { AppointmentRow } from '../src/appointments/sql';
 import { sql, type Db } from '../src/shared/db';
 import type { Logger } from '../src/shared/logger';
 import { describeGoogleFailure, type GoogleFailure } from '../src/integrations/google/errors';
@@ -26,16 +27,17 @@ const Integration = z.object({
 });
 type Integration = z.infer<typeof Integration>;
 
-const Appointment = z.object({
-  id: z.string(),
-  organisation_id: z.string(),
-  title: z.string(),
-  description: z.string().nullable(),
-  location: z.string().nullable(),
-  starts_at: z.string(),
-  ends_at: z.string(),
-  time_zone: z.string(),
-  status: z.enum(['scheduled', 'cancelled']),
+// What the relay needs of an appointment: the synced columns of the row.
+const Appointment = AppointmentRow.pick({
+  id: true,
+  organisation_id: true,
+  title: true,
+  description: true,
+  location: true,
+  starts_at: true,
+  ends_at: true,
+  time_zone: true,
+  status: true,
 });
 
 const Link = z.object({

@@ -19,7 +19,7 @@ import {
   timeZoneExists,
   updateAppointment,
   userInOrganisation,
-  type AppointmentRow,
+  AppointmentRow,
   type Conn,
 } from './sql';
 
@@ -63,19 +63,11 @@ const ListQuery = z
   })
   .refine((q) => !q.from || !q.to || Date.parse(q.to) > Date.parse(q.from), { message: 'must be after from', path: ['to'] });
 
-export const Appointment = z.object({
+// The API shape: the row without its V1 columns, which are grouped under `sync`.
+export const Appointment = AppointmentRow.omit({ sync_status: true, external_event_id: true, last_synced_at: true, last_error: true }).extend({
   id: z.string().uuid(),
   organisation_id: z.string().uuid(),
   assigned_user_id: z.string().uuid().nullable(),
-  title: z.string(),
-  description: z.string().nullable(),
-  location: z.string().nullable(),
-  starts_at: z.string(),
-  ends_at: z.string(),
-  time_zone: z.string(),
-  status: z.enum(['scheduled', 'cancelled']),
-  created_at: z.string(),
-  updated_at: z.string(),
   sync: z.object({
     status: SyncStatus.describe('disabled: no connected integration targets it, or its sync is off'),
     external_event_id: z.string().nullable(),
