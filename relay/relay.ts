@@ -142,9 +142,20 @@ export async function startRelay(config: RelayConfig, opts: { log?: Logger } = {
   heartbeat.unref();
 
   // Backlog expansion and disconnect bookkeeping, at most every half second.
+  // A wake-up that comes too soon still gets its maintenance, half a second later: dropping it
+  // left a backlog job (e.g. from connecting an integration just after the relay's start)
+  // waiting for the next poll, up to RELAY_POLL_MS (found by test/relay/chaos.listener.test.ts).
   let lastMaintenance = 0;
+  let maintenanceDue: NodeJS.Timeout | null = null;
   async function maintain(): Promise<void> {
-    if (Date.now() - lastMaintenance < 500) return;
+    const since = Date.now() - lastMaintenance;
+    if (since < 500) {
+      maintenanceDue ??= setTimeout(() => {
+        maintenanceDue = null;
+        wakeup.poke();
+      }, 500 - since);
+      return;
+    }
     lastMaintenance = Date.now();
     while (!stopping && (await expandBacklog(db))) {
       // keep expanding while there is headroom
@@ -231,6 +242,7 @@ export async function startRelay(config: RelayConfig, opts: { log?: Logger } = {
       const unfinished = [...inFlight.values(), ...queue.splice(0).map((q) => q.group)].flatMap((g) => g.ids);
       await releaseRows(db, id, unfinished).catch(() => {});
       clearInterval(heartbeat);
+      if (maintenanceDue) clearTimeout(maintenanceDue);
       await wakeup.close();
       await new Promise<void>((resolve) => (metricsServer ? metricsServer.close(() => resolve()) : resolve()));
       await db.end();
