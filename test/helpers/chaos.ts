@@ -6,6 +6,7 @@
 //   the target calendar; no live event for a cancelled or deleted appointment; the outbox
 //   drained (parked rows only where the test expects them).
 import { spawn, type ChildProcess } from 'node:child_process';
+import net from 'node:net';
 import path from 'node:path';
 import { z } from 'zod';
 import { sql, type Db } from '../../src/shared/db';
@@ -297,6 +298,80 @@ export function latencyJitter(control: EmulatorControl, minMs: number, maxMs: nu
 
 /** The emulator's Calendar API path of a calendar's events (for fault prefixes). */
 export const eventsPath = (calendarId: string) => `/calendar/v3/calendars/${encodeURIComponent(calendarId)}/events`;
+
+// --------------------------------------------------------------------------- half-open proxy
+
+export type TcpProxy = {
+  port: number;
+  /** The database URL with its host and port replaced by the proxy's. */
+  url(databaseUrl: string): string;
+  /**
+   * Silently stops forwarding, both ways, on the open connections whose PostgreSQL startup
+   * packet contains `tag` (e.g. an application_name): a half-open connection, as after a NAT
+   * or firewall dropped it. The sockets stay open; new connections are forwarded normally.
+   * Returns how many connections were blackholed.
+   */
+  blackhole(tag: string): number;
+  /** Open (not blackholed) connections whose startup packet contains `tag`. */
+  open(tag: string): number;
+  close(): Promise<void>;
+};
+
+/** A TCP proxy in front of PostgreSQL (pg-boss's halfOpenProxy idea). */
+export async function startTcpProxy(targetHost: string, targetPort: number): Promise<TcpProxy> {
+  type Conn = { client: net.Socket; upstream: net.Socket; startup: string; blackholed: boolean };
+  const conns = new Set<Conn>();
+  const server = net.createServer((client) => {
+    const upstream = net.connect(targetPort, targetHost);
+    const conn: Conn = { client, upstream, startup: '', blackholed: false };
+    conns.add(conn);
+    client.on('data', (d: Buffer) => {
+      if (conn.startup.length < 2048) conn.startup += d.toString('latin1');
+      if (!conn.blackholed) upstream.write(d);
+    });
+    upstream.on('data', (d: Buffer) => {
+      if (!conn.blackholed) client.write(d);
+    });
+    const end = () => {
+      conns.delete(conn);
+      client.destroy();
+      upstream.destroy();
+    };
+    client.on('close', end).on('error', end);
+    upstream.on('close', () => !conn.blackholed && end()).on('error', () => !conn.blackholed && end());
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.address() as net.AddressInfo).port;
+  return {
+    port,
+    url(databaseUrl) {
+      const u = new URL(databaseUrl);
+      u.hostname = '127.0.0.1';
+      u.port = String(port);
+      return u.toString();
+    },
+    blackhole(tag) {
+      let n = 0;
+      for (const c of conns) {
+        if (!c.blackholed && c.startup.includes(tag)) {
+          c.blackholed = true;
+          n += 1;
+        }
+      }
+      return n;
+    },
+    open(tag) {
+      return [...conns].filter((c) => !c.blackholed && c.startup.includes(tag)).length;
+    },
+    async close() {
+      for (const c of conns) {
+        c.client.destroy();
+        c.upstream.destroy();
+      }
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
 
 // ------------------------------------------------------------------------------------ quiet
 
