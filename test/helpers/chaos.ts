@@ -46,6 +46,8 @@ export type RelayProcess = {
   ready: Promise<void>;
   exited: Promise<Exit>;
   alive(): boolean;
+  /** True once it logged 'relay started'. */
+  started(): boolean;
   /** The last log lines (JSON), for diagnostics. */
   logs: string[];
   /** How many log lines since start had a `msg` matching the pattern. */
@@ -101,6 +103,7 @@ export function spawnRelay(opts: SpawnOptions): RelayProcess {
   everyChild.add(child);
   const logs: string[] = [];
   const messages = new Map<string, number>();
+  let isStarted = false;
   let started!: () => void;
   let failed!: (e: Error) => void;
   const ready = new Promise<void>((resolve, reject) => {
@@ -112,7 +115,10 @@ export function spawnRelay(opts: SpawnOptions): RelayProcess {
     if (!line.trim()) return;
     logs.push(line);
     if (logs.length > 300) logs.shift();
-    if (line.includes('"relay started"')) started();
+    if (line.includes('"relay started"')) {
+      isStarted = true;
+      started();
+    }
     const msg = /"msg":"((?:[^"\\]|\\.)*)"/.exec(line)?.[1] ?? line.slice(0, 80);
     messages.set(msg, (messages.get(msg) ?? 0) + 1);
   };
@@ -142,6 +148,7 @@ export function spawnRelay(opts: SpawnOptions): RelayProcess {
     messages,
     killedByTest: false,
     alive: () => child.exitCode === null && child.signalCode === null,
+    started: () => isStarted,
     logCount(pattern) {
       let n = 0;
       for (const [msg, count] of messages) if (pattern.test(msg)) n += count;
@@ -225,9 +232,9 @@ export class Supervisor {
     return relay;
   }
 
-  /** kill -9 of one live relay (chosen by `pick`, default random); returns it. */
+  /** kill -9 of one live, started relay (chosen by `pick`, default random); returns it. */
   async killOne(pick: (alive: RelayProcess[]) => RelayProcess | undefined = (a) => a[Math.floor(Math.random() * a.length)]): Promise<RelayProcess | null> {
-    const victim = pick(this.alive());
+    const victim = pick(this.alive().filter((r) => r.started()));
     if (!victim) return null;
     await victim.kill();
     return victim;
