@@ -217,9 +217,12 @@ export async function syncAppointment(deps: SyncDeps, group: ClaimedGroup): Prom
       // Record the id before calling Google: an event can exist in Google only if a link names it.
       await writeIntent(db, group, wanted, calendarId, eventId, generation);
     }
+    // A link Google never confirmed (no etag: written just before an insert whose answer we
+    // never saw) may name an event that does not exist: insert again, and a 409 adopts it.
+    const unconfirmed = placement !== null && outcome !== 'moved' && link?.etag === null;
     for (;;) {
       try {
-        if (placement) {
+        if (placement && !unconfirmed) {
           etag = (await callFor(wanted, () => deps.google.patch(auth(wanted), calendarId, eventId, body))).data.etag ?? null;
           if (outcome !== 'moved') outcome = 'updated';
         } else {

@@ -166,6 +166,16 @@ describe('idempotency and recreation', () => {
     assert.ok(calls('/events', 'POST').some((c) => c.status === 409), 'the retry met a 409 and adopted the event');
   });
 
+  test('an insert that never reached Google is retried as an insert, keeping generation 0', async () => {
+    const { org, email } = await clinic();
+    // Every try of the first attempt is dropped before Google acts (3 = 1 + 2 quick retries).
+    emu.control.addFault({ method: 'POST', pathPrefix: `/calendar/v3/calendars/${encodeURIComponent(email)}/events`, dropBeforeCommit: true, count: 3 });
+    const id = await createAppointment(t.db, org, { title: 'Second try' });
+    await waitFor(async () => (await syncOf(id)).sync_status === 'synced', 20_000, 'synced on the next attempt');
+    assert.deepEqual(events(email).map((e) => e.id), [eventIdFor(id, 0)], 'one event, first generation, no tombstone');
+    assert.equal(calls(`/calendars/${encodeURIComponent(email)}/events`, 'PATCH').length, 0, 'no patch of an event that never existed');
+  });
+
   test('an event deleted in Google is restored on the next change (tombstone undeleted)', async () => {
     const { org, email } = await clinic();
     const id = await createAppointment(t.db, org, { title: 'Keep me' });
@@ -274,6 +284,7 @@ describe('errors', () => {
     await t.db.query(sql.unsafe`insert into sync_outbox (organisation_id, appointment_id, operation) values (${org}, ${id}, 'resync')`);
     await waitFor(async () => (await syncOf(id)).sync_status === 'synced', 10_000, 'synced after Retry');
     assert.equal(live(email).length, 1);
+    await drained(t.db);
     assert.equal(await t.db.oneFirst(sql.unsafe`select count(*)::int from sync_outbox where appointment_id = ${id}`), 0);
   });
 
