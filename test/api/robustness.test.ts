@@ -264,7 +264,7 @@ describe('the server process', () => {
     const child = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], { cwd: root, env: baseEnv() });
     let out = '';
     const url = await new Promise<string>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`no start: ${out}`)), 20_000);
+      const timer = setTimeout(() => reject(new Error(`no start: ${out}`)), 60_000); // tsx start on a loaded 2-core CI machine
       child.stdout.on('data', (d) => {
         out += d;
         const m = /listening on (http:\/\/[\d.:]+)/.exec(out);
