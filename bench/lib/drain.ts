@@ -22,7 +22,7 @@ export type DrainResult = {
 export async function drainRound(
   ctx: Ctx,
   side: Side,
-  opts: { rows: number; processes?: number; mode?: PeerMode; profile?: boolean; timeoutMs?: number },
+  opts: { rows: number; processes?: number; mode?: PeerMode; profile?: boolean; timeoutMs?: number; concurrency?: number },
 ): Promise<DrainResult> {
   const bdb = await cloneDatabase(ctx.cluster, ctx.templates[side], `${side}_drain`);
   let procs: Child[] = [];
@@ -31,7 +31,7 @@ export async function drainRound(
   try {
     procs =
       side === 'ours'
-        ? await startRelays(ctx, bdb, opts.processes ?? 1, { profile: opts.profile ?? false })
+        ? await startRelays(ctx, bdb, opts.processes ?? 1, { profile: opts.profile ?? false, concurrency: opts.concurrency })
         : await startPeer(ctx, bdb, opts.mode ?? 'unbatched', opts.processes ?? 1);
     // Our own setup sessions end here, so their statistics are flushed before we count.
     await bdb.quiesce();
@@ -40,13 +40,22 @@ export async function drainRound(
     ctx.emu.clearReceived();
     await sleep(1_200); // statistics of the processes' start-up are flushed (at most 1 s late)
     const cpuBefore = procs.map((p) => p.cpuSeconds() ?? 0);
+    const breakdown = Boolean(process.env.BENCH_STATEMENTS) && ctx.cluster.statements;
+    if (breakdown) {
+      await ctx.cluster.admin.query(`select pg_stat_statements_reset(0, (select oid from pg_database where datname = $1), 0)`, [bdb.name]);
+    }
     const before = await dbCounters(ctx.cluster, bdb.name);
     let own = 0;
     const waits = new Map<string, number>();
     const sampler = process.env.BENCH_WAITS
       ? setInterval(() => {
           void ctx.cluster.admin
-            .query(`select coalesce(wait_event_type, 'CPU') || ':' || coalesce(wait_event, state) as w from pg_stat_activity where datname = $1 and state <> 'idle'`, [bdb.name])
+            .query(
+              `select coalesce(wait_event_type, 'CPU') || ':' || coalesce(wait_event, state) ||
+                      case when wait_event_type = 'Lock' then ' (' || left(regexp_replace(query, '\\s+', ' ', 'g'), 60) || ')' else '' end as w
+               from pg_stat_activity where datname = $1 and state <> 'idle'`,
+              [bdb.name],
+            )
             .then((r) => r.rows.forEach((row: { w: string }) => waits.set(row.w, (waits.get(row.w) ?? 0) + 1)));
         }, 50)
       : null;
@@ -78,6 +87,14 @@ export async function drainRound(
     procs = [];
     await sleep(300); // ended sessions flush their statistics on exit
     const after = await dbCounters(ctx.cluster, bdb.name);
+    if (breakdown) {
+      const top = await ctx.cluster.admin.query(
+        `select calls::float8 / $2 as per_row, mean_exec_time as ms, left(regexp_replace(query, '\\s+', ' ', 'g'), 90) as q
+         from pg_stat_statements s join pg_database d on d.oid = s.dbid where d.datname = $1 order by calls desc limit 14`,
+        [bdb.name, opts.rows],
+      );
+      log(`  ${side} ${opts.mode ?? ''} statements per row (mean ms): ` + top.rows.map((r: { per_row: number; ms: number; q: string }) => `\n    ${r.per_row.toFixed(3)}  ${r.ms.toFixed(2)} ms  ${r.q}`).join(''));
+    }
     const seconds = (t1 - t0) / 1000;
     return {
       rowsPerSecond: opts.rows / seconds,

@@ -89,6 +89,18 @@ export async function insertOne(client: pg.ClientBase | pg.Pool, organisationId:
   return nowMs();
 }
 
+/** Several appointments in one INSERT (one transaction) with the given ids; returns the COMMIT acknowledgement time. */
+export async function insertMany(client: pg.ClientBase | pg.Pool, organisationId: string, ids: string[]): Promise<number> {
+  const at = START + Math.floor(Math.random() * 4000) * 3_600_000;
+  await client.query({
+    name: 'bench-insert-many',
+    text: `insert into appointments (id, organisation_id, title, starts_at, ends_at, time_zone)
+           select id, $2, 'Live change', $3, $4, 'Europe/Paris' from unnest($1::uuid[]) id`,
+    values: [ids, organisationId, new Date(at).toISOString(), new Date(at + 1_800_000).toISOString()],
+  });
+  return nowMs();
+}
+
 export function ourRelayConfig(ctx: Ctx, bdb: BenchDb, overrides: Partial<RelayConfig> = {}): RelayConfig {
   return relayConfig(bdb.url, ctx.emu.url, {
     // Production defaults (src/shared/config.ts), not the tests' smaller ones.
@@ -106,16 +118,23 @@ export function ourRelayConfig(ctx: Ctx, bdb: BenchDb, overrides: Partial<RelayC
 
 let relaySeq = 0;
 
-export async function startRelays(ctx: Ctx, bdb: BenchDb, count: number, opts: { profile?: boolean } = {}): Promise<Child[]> {
+export async function startRelays(
+  ctx: Ctx,
+  bdb: BenchDb,
+  count: number,
+  opts: { profile?: boolean; concurrency?: number } = {},
+): Promise<Child[]> {
   const relays: Child[] = [];
   for (let i = 0; i < count; i++) {
     relaySeq += 1;
-    const nodeArgs = opts.profile && ctx.profileDir ? ['--cpu-prof', `--cpu-prof-dir=${ctx.profileDir}`, '--cpu-prof-name=relay-throughput.cpuprofile'] : [];
+    const nodeArgs = opts.profile && ctx.profileDir ? ['--cpu-prof', `--cpu-prof-dir=${ctx.profileDir}`] : [];
     relays.push(
       spawnChild({
         label: `relay-${relaySeq}`,
         script: path.join(ROOT, 'relay/main.ts'),
-        env: relayEnv(ourRelayConfig(ctx, bdb, { RELAY_ID: `bench-relay-${relaySeq}` })),
+        env: relayEnv(
+          ourRelayConfig(ctx, bdb, { RELAY_ID: `bench-relay-${relaySeq}`, RELAY_CONCURRENCY: opts.concurrency ?? ctx.concurrency }),
+        ),
         readyPattern: /relay started/,
         nodeArgs,
       }),

@@ -5,46 +5,64 @@ import { randomUUID } from 'node:crypto';
 import pg from 'pg';
 import { cloneDatabase, type BenchDb } from './pg';
 import type { Child } from './procs';
-import { collectDuplicates, createTenant, drainedQuery, insertOne, startPeer, startRelays, type Ctx, type Side } from './sides';
+import { collectDuplicates, createTenant, drainedQuery, insertMany, startPeer, startRelays, type Ctx, type Side } from './sides';
 import { log, nowMs, percentile, sleep, until } from './util';
 
+/**
+ * Writes appointments every 10 ms, each tick's rows in one INSERT (one transaction). Open
+ * loop: a fixed rate. Closed loop: keeps about `target` changes written but not yet relayed
+ * (the relay runs flat out with a small standing queue).
+ */
 class LoadGenerator {
   readonly commits = new Map<string, number>();
   issued = 0;
-  failed = 0;
   private inflight = 0;
   private timer: NodeJS.Timeout | null = null;
   private readonly pool: pg.Pool;
+  private mode: { rate: number; since: number; base: number } | { target: number } = { target: 0 };
+  private stopped = false;
 
   constructor(
     url: string,
     private readonly organisationId: string,
-    private readonly rate: number,
+    private readonly relayed: () => number,
   ) {
-    // Writers of a clinic backend: a few sessions, one change per transaction.
-    this.pool = new pg.Pool({ connectionString: url, max: 8, application_name: 'cassius-bench-load' });
+    this.pool = new pg.Pool({ connectionString: url, max: 4, application_name: 'cassius-bench-load' });
     this.pool.on('error', () => {});
   }
 
-  start(): void {
-    const started = nowMs();
-    this.timer = setInterval(() => {
-      const due = Math.floor(((nowMs() - started) / 1000) * this.rate) - this.issued;
-      for (let i = 0; i < due && this.inflight < 500; i++) this.issue();
-    }, 5);
+  /** From now on, `rate` changes per second. */
+  openLoop(rate: number): void {
+    this.mode = { rate, since: nowMs(), base: this.issued };
   }
 
-  private issue(): void {
-    const id = randomUUID();
-    this.issued += 1;
+  /** From now on, keep about `target` changes written but not relayed. */
+  closedLoop(target: number): void {
+    this.mode = { target };
+  }
+
+  start(): void {
+    this.timer = setInterval(() => this.tick(), 10);
+  }
+
+  private tick(): void {
+    if (this.inflight >= 4) return; // the database is behind: do not pile up sessions
+    const m = this.mode;
+    const due =
+      'rate' in m
+        ? Math.floor(((nowMs() - m.since) / 1000) * m.rate) - (this.issued - m.base)
+        : Math.min(500, m.target - (this.issued - this.relayed()));
+    if (due <= 0) return;
+    const ids = Array.from({ length: due }, () => randomUUID());
+    this.issued += due;
     this.inflight += 1;
-    insertOne(this.pool, this.organisationId, id)
-      .then((at) => this.commits.set(id, at))
-      .catch(() => (this.failed += 1))
+    insertMany(this.pool, this.organisationId, ids)
+      .then((at) => {
+        for (const id of ids) this.commits.set(id, at);
+      })
+      .catch(() => (this.issued -= due))
       .finally(() => (this.inflight -= 1));
   }
-
-  private stopped = false;
 
   async stop(): Promise<void> {
     if (this.stopped) return;
@@ -76,7 +94,16 @@ function phase(ctx: Ctx, load: LoadGenerator, from: number, to: number): PhaseSt
 
 export type SustainedResult = {
   offeredRate: number;
-  bloat: { smallBytes: number; largeBytes: number; ratio: number; smallAt: number; largeAt: number; autovacuums: number } | null;
+  bloat: {
+    smallBytes: number;
+    largeBytes: number;
+    ratio: number;
+    smallAt: number;
+    largeAt: number;
+    autovacuums: number;
+    /** Changes relayed per second over the closed-loop phase. */
+    perSecond: number;
+  } | null;
   clean: PhaseStats;
   held: PhaseStats;
   /** Seconds from release until p99 was back within `threshold` (null: not within the window). */
@@ -105,8 +132,10 @@ export async function sustainedRun(
   ctx: Ctx,
   side: Side,
   opts: {
+    /** Open-loop rate of the clean, held and recovery phases. */
     rate: number;
-    bloat: { small: number; large: number } | null;
+    /** Closed-loop phase first (ours): relay flat out until `large` changes are relayed. */
+    bloat: { small: number; large: number; standingQueue: number } | null;
     cleanSeconds: number;
     holdSeconds: number;
     recoverySeconds: number;
@@ -121,38 +150,43 @@ export async function sustainedRun(
     procs = side === 'ours' ? await startRelays(ctx, bdb, 1) : await startPeer(ctx, bdb, 'unbatched');
     await holder.connect();
     ctx.emu.clearReceived();
-    load = new LoadGenerator(bdb.url, tenant.organisationId, opts.rate);
-    const started = nowMs();
-    load.start();
     const relayed = () => ctx.emu.received.size;
+    load = new LoadGenerator(bdb.url, tenant.organisationId, relayed);
 
     let bloat: SustainedResult['bloat'] = null;
-    let cleanTo: number;
     if (opts.bloat) {
-      const limit = (opts.bloat.large / opts.rate) * 3_000 + 120_000;
-      await until(() => relayed() >= opts.bloat!.small, limit, `${opts.bloat.small} changes relayed`, 20);
-      const small = await tableStats(bdb, side);
+      const { small, large, standingQueue } = opts.bloat;
+      load.closedLoop(standingQueue);
+      load.start();
+      const started = nowMs();
+      const limit = 1_800_000;
+      await until(() => relayed() >= small, limit, `${small} changes relayed`, 20);
+      const smallStats = await tableStats(bdb, side);
       const smallAt = relayed();
-      log(`  ${side}: ${smallAt} changes relayed, queue table ${(small.total / 1024).toFixed(0)} kB`);
-      await until(() => relayed() >= opts.bloat!.large, limit, `${opts.bloat.large} changes relayed`, 50);
-      const large = await tableStats(bdb, side);
+      log(`  ${side}: ${smallAt} changes relayed, queue table ${(smallStats.total / 1024).toFixed(0)} kB`);
+      await until(() => relayed() >= large, limit, `${large} changes relayed`, 50);
+      const largeStats = await tableStats(bdb, side);
       const largeAt = relayed();
-      log(`  ${side}: ${largeAt} changes relayed, queue table ${(large.total / 1024).toFixed(0)} kB`);
+      const seconds = (nowMs() - started) / 1000;
+      log(`  ${side}: ${largeAt} changes relayed in ${seconds.toFixed(0)} s, queue table ${(largeStats.total / 1024).toFixed(0)} kB`);
       bloat = {
-        smallBytes: small.total,
-        largeBytes: large.total,
-        ratio: large.total / small.total,
+        smallBytes: smallStats.total,
+        largeBytes: largeStats.total,
+        ratio: largeStats.total / smallStats.total,
         smallAt,
         largeAt,
-        autovacuums: large.autovacuums,
+        autovacuums: largeStats.autovacuums,
+        perSecond: largeAt / seconds,
       };
-      cleanTo = nowMs();
+      load.openLoop(opts.rate);
     } else {
-      await sleep(Math.min(5_000, opts.cleanSeconds * 500)); // warm-up
-      await sleep(opts.cleanSeconds * 1000);
-      cleanTo = nowMs();
+      load.openLoop(opts.rate);
+      load.start();
     }
-    const cleanFrom = Math.max(started + 1_000, cleanTo - opts.cleanSeconds * 1000);
+    await sleep(Math.min(5_000, opts.cleanSeconds * 500)); // settle at the new rate
+    const cleanFrom = nowMs();
+    await sleep(opts.cleanSeconds * 1000);
+    const cleanTo = nowMs();
 
     // Another session holds the xmin horizon: a REPEATABLE READ transaction with its snapshot taken.
     await holder.query('begin isolation level repeatable read');
