@@ -194,6 +194,8 @@ const state = {
   refreshing: null,
   badgeKey: '',
   fastUntil: 0, // poll every second until then
+  writes: 0, // bumped when a write starts and ends: statuses fetched across it are stale
+  again: false,
 };
 
 const canEdit = (level) => level === 'user' || !state.orgReadOnly;
@@ -503,14 +505,17 @@ class Card {
   async write(body, okText, undo) {
     if (this.saving) return;
     this.saving = true;
+    state.writes++;
     this.details.setAttribute('aria-busy', 'true');
     this.say('Saving…');
     try {
       const status = await api('PATCH', `${API}/settings?level=${this.level}`, body);
+      state.writes++;
       this.say(okText, 'ok');
       this.saving = false;
       if (status) this.update(status);
     } catch (e) {
+      state.writes++;
       this.saving = false;
       undo();
       if (e.status === 403 && this.level === 'org') markOrgReadOnly();
@@ -528,6 +533,7 @@ class Card {
     if (this.run && (this.run.phase === 'queuing' || this.run.phase === 'running')) return;
     this.run = { phase: 'queuing', queued: 0, backlogId: null, error: null };
     this.renderRun(this.status?.counts);
+    state.writes++;
     try {
       const data = await api('POST', `${API}/sync-now?level=${this.level}`, {});
       this.run.queued = Number(data?.queued ?? 0);
@@ -538,6 +544,7 @@ class Card {
       this.run.error = e.message;
       if (e.status === 403 && this.level === 'org') markOrgReadOnly();
     }
+    state.writes++;
     this.renderRun(this.status?.counts);
     state.fastUntil = Date.now() + 6000;
     await refresh();
@@ -628,6 +635,7 @@ class Card {
       const removeEvents = /** @type {HTMLInputElement} */ ($('confirm-remove')).checked;
       this.disconnect.disabled = true;
       this.say('Disconnecting…');
+      state.writes++;
       try {
         await api('POST', `${API}/disconnect?level=${this.level}`, removeEvents ? { remove_events: true } : {});
         this.run = null;
@@ -640,6 +648,7 @@ class Card {
         this.say(`Not disconnected: ${e.message}`, 'bad');
       } finally {
         this.disconnect.disabled = false;
+        state.writes++;
       }
       state.fastUntil = Date.now() + 6000;
       await refresh();
@@ -734,9 +743,12 @@ async function retryAppointment(id) {
   if (current && !current.failedAgain) return; // no double submission
   state.retrying.set(id, { since: Date.now(), seenPending: false, failedAgain: false });
   renderErrors();
+  state.writes++;
   try {
     await api('POST', `/api/appointments/${encodeURIComponent(id)}/sync`, {});
+    state.writes++;
   } catch (e) {
+    state.writes++;
     state.retrying.delete(id);
     renderErrors();
     flash(`Retry failed: ${e.message}`);
@@ -759,17 +771,37 @@ function showWhoAmI() {
   if (!me?.email) return;
   const role = me.role === 'admin' ? 'administrator' : me.role === 'member' ? 'member' : '';
   $('whoami').replaceChildren(`Signed in as ${me.email}${role ? ` (${role})` : ''}`);
+  if (document.body.dataset.demo === '1') $('whoami').append(' · ', h('a', { href: '/demo/logout', text: 'Switch user' }));
 }
 
+/**
+ * Fetches both statuses and updates the page. A status fetched while a write was under way
+ * may predate it: it is dropped and fetched again, so a poll never undoes what the user just
+ * changed. A call made while a refresh runs gets that refresh, re-run with fresh data.
+ */
 async function refresh() {
-  if (state.refreshing) return state.refreshing;
+  if (state.refreshing) {
+    state.again = true;
+    return state.refreshing;
+  }
   state.refreshing = (async () => {
     try {
-      const statuses = await Promise.all(LEVELS.map((l) => api('GET', `${API}/status?level=${l}`)));
-      statuses.forEach((s, i) => state.cards[LEVELS[i]].update(s));
-      const anyErrors = statuses.some((s) => (s.counts?.error ?? 0) > 0);
-      if (anyErrors || state.errors.length > 0 || state.retrying.size > 0) await loadErrors();
-      nudgeBadge(statuses);
+      for (let attempt = 0; ; attempt++) {
+        state.again = false;
+        const writes = state.writes;
+        const statuses = await Promise.all(LEVELS.map((l) => api('GET', `${API}/status?level=${l}`)));
+        if ((writes !== state.writes || state.again || Object.values(state.cards).some((c) => c.saving)) && attempt < 5) {
+          await new Promise((r) => setTimeout(r, 100));
+          continue;
+        }
+        statuses.forEach((s, i) => state.cards[LEVELS[i]].update(s));
+        const anyErrors = statuses.some((s) => (s.counts?.error ?? 0) > 0);
+        if (anyErrors || state.errors.length > 0 || state.retrying.size > 0) await loadErrors();
+        nudgeBadge(statuses);
+        // Asked for fresher data while this one was applied (e.g. right after a write): again.
+        if (state.again && attempt < 5) continue;
+        break;
+      }
     } catch (e) {
       if (e.status === 401) return signedOut();
       flash(`The status could not be refreshed: ${e.message}`);

@@ -117,9 +117,16 @@ test('calendar picker: writable calendars only; read-only ones disabled with why
   // The select has a visible label.
   assert.equal(await page.getByLabel('Target calendar').first().getAttribute('id'), 'org-calendar');
 
+  const patches: string[] = [];
+  const onResponse = async (r: import('playwright-core').Response) => {
+    if (r.request().method() === 'PATCH') patches.push(`${r.status()} ${r.request().postData()} -> ${(await r.text().catch(() => '')).slice(0, 120)}`);
+  };
+  page.on('response', onResponse);
   await picker.selectOption(DEMO_TEAM_CALENDAR);
   await waitText(page, '#org-message', /Saved: appointments now go to “Demo Clinic team”/);
-  assert.equal((await orgIntegration())?.calendar_id, DEMO_TEAM_CALENDAR);
+  assert.equal((await orgIntegration())?.calendar_id, DEMO_TEAM_CALENDAR, `PATCHes: ${JSON.stringify(patches)}`);
+  assert.equal(patches.length, 1, JSON.stringify(patches));
+  page.off('response', onResponse);
   await eventually(() => liveEvents(world, DEMO_TEAM_CALENDAR).length === 12 && liveEvents(world, ADMIN).length === 0, 20_000, 'events moved');
   assert.equal(await picker.inputValue(), DEMO_TEAM_CALENDAR);
   await world.shot(page, '05-calendar-chosen');

@@ -94,7 +94,8 @@ test('revoked at Google: Reconnect needed with a one-line reason; Reconnect brin
   await waitText(page, '#org-status', /^Active$/);
   // The change made while disconnected waited, and now reaches Google.
   await eventually(() => eventTitled('Team meeting (agenda sent)'), 20_000, 'the waiting change in Google');
-  assert.equal((await appointment('Team meeting (agenda sent)')).sync_status, 'synced');
+  // The relay records the result just after Google's answer.
+  await eventually(async () => (await appointment('Team meeting (agenda sent)')).sync_status === 'synced', 10_000, 'recorded as synced');
   await waitText(page, '#org-count-synced', /^12$/);
   await page.locator('cassius-gcal-badge[state="synced"]').waitFor({ timeout: 10_000 });
   await world.shot(page, '14-reconnected');

@@ -145,20 +145,49 @@ test('the header badge: an embeddable fragment and web component fed by the stat
   assert.match(html, />Google Calendar: synced</);
   // Pending work shows as "N pending" (the relay stopped so it stays pending).
   await world.stopRelay();
-  await world.db.query(sql.unsafe`update appointments set title = title || ' (updated)'
-    where assigned_user_id = (select id from users where email = ${ALICE})`);
-  await eventually(async () => /Google Calendar: 4 pending/.test(await (await context.request.get(`${world.base}${SETTINGS_PATH}/badge`)).text()), 10_000, 'badge pending');
-  await page.locator('cassius-gcal-badge[state="pending"]').waitFor({ timeout: 10_000 });
-  const link = page.locator('cassius-gcal-badge a');
-  assert.equal(await link.getAttribute('href'), SETTINGS_PATH);
-  await world.startRelay();
-  await page.locator('cassius-gcal-badge[state="synced"]').waitFor({ timeout: 20_000 });
+  try {
+    await world.db.query(sql.unsafe`update appointments set title = title || ' (updated)'
+      where assigned_user_id = (select id from users where email = ${ALICE})`);
+    await eventually(async () => /Google Calendar: 4 pending/.test(await (await context.request.get(`${world.base}${SETTINGS_PATH}/badge`)).text()), 10_000, 'badge pending');
+    // The page sees it at its next poll and has the header badge reload.
+    await waitText(page, '#user-count-pending', /^4$/, 20_000);
+    await page.locator('cassius-gcal-badge[state="pending"]').waitFor({ timeout: 10_000 });
+    const link = page.locator('cassius-gcal-badge a');
+    assert.equal(await link.getAttribute('href'), SETTINGS_PATH);
+  } finally {
+    await world.startRelay();
+  }
+  await page.locator('cassius-gcal-badge[state="synced"]').waitFor({ timeout: 30_000 });
   // Signed out: the fragment says so, with 401.
   const anonymous = await world.browser.newContext();
   const signedOut = await anonymous.request.get(`${world.base}${SETTINGS_PATH}/badge`);
   assert.equal(signedOut.status(), 401);
   assert.match(await signedOut.text(), /status unavailable/);
   await anonymous.close();
+});
+
+test('disconnecting her calendar with "also delete the events": they leave her calendar and return to the clinic’s', async () => {
+  await page.setViewportSize({ width: 1024, height: 900 });
+  await page.click('#user-disconnect');
+  const dialog = page.getByRole('dialog', { name: 'Disconnect Google Calendar?' });
+  await dialog.waitFor();
+  assert.match(await textOf(page, '#confirm-text'), /stops copying your appointments to alice@demo\.clinic.*go to the clinic calendar/);
+  await dialog.getByLabel('Also delete the events Cassius added to this Google calendar').check();
+  await dialog.getByRole('button', { name: 'Disconnect' }).click();
+  await waitText(page, '#user-status', /^Not connected$/, 20_000);
+  await eventually(() => liveEvents(world, ALICE).length === 0 && liveEvents(world, ADMIN).length === 12, 20_000, 'events back in the clinic calendar');
+  await waitText(page, '#org-count-synced', /^12$/, 20_000);
+  assert.equal(await page.locator('#user-connect').isVisible(), true);
+  await world.shot(page, '24-member-disconnected-events-removed');
+});
+
+test('demo mode: Switch user signs out and lists who to sign in as', async () => {
+  // Signed out, the page's own first call answers 401: expected here, nowhere else.
+  problems.allow(/status of 401 \(Unauthorized\) \(http:\/\/[^)]+\/api\/me\)$/);
+  await page.getByRole('link', { name: 'Switch user' }).click();
+  await page.waitForSelector('body[data-ready="signed-out"]');
+  await page.getByRole('link', { name: 'bob@demo.clinic' }).waitFor();
+  assert.equal(await page.getByRole('link', { name: 'alice@demo.clinic' }).isVisible(), true);
 });
 
 test('no console errors, failed requests or page errors on the product’s pages', () => {
