@@ -183,8 +183,12 @@ export async function syncAppointment(deps: SyncDeps, group: ClaimedGroup): Prom
           placement = { ...placement, integration: wanted, calendarId: calendarOf(wanted), etag: moved.data.etag ?? null };
           outcome = 'moved';
         } catch (error) {
-          if (!isGoogle(error, 'not_found', 'gone', 'permanent')) throw error;
-          // Not in the source (deleted by hand) or not movable: delete what is left, then create.
+          // 'duplicate' (409): the destination already holds this id, e.g. the tombstone an
+          // earlier move away from it left (target calendar switched A -> B -> A). Found by
+          // test/relay/model.test.ts: the appointment was parked for good, its event stuck in B.
+          if (!isGoogle(error, 'not_found', 'gone', 'permanent', 'duplicate')) throw error;
+          // Not in the source (deleted by hand), not movable, or the id is taken at the
+          // destination: delete what is left, then create (a 409 there adopts the id).
           await deleteEvent(deps, placement);
           placement = null;
         }
