@@ -41,7 +41,16 @@ const env = (name: string) => (process.env[name] === '' ? undefined : process.en
 
 // ------------------------------------------------------------------ logging
 
-const pretty = process.env.LOG_FORMAT === 'pretty' || (process.env.LOG_FORMAT !== 'json' && process.stdout.isTTY === true);
+// Readable logs in a terminal when pino-pretty (a dev dependency) is installed; JSON otherwise.
+const prettyAvailable = (() => {
+  try {
+    import.meta.resolve('pino-pretty');
+    return true;
+  } catch {
+    return false;
+  }
+})();
+const pretty = prettyAvailable && (process.env.LOG_FORMAT === 'pretty' || (process.env.LOG_FORMAT !== 'json' && process.stdout.isTTY === true));
 const transport = pretty ? { target: 'pino-pretty', options: { translateTime: 'SYS:HH:MM:ss', ignore: 'pid,hostname' } } : undefined;
 const level = env('LOG_LEVEL') ?? 'info';
 
@@ -62,16 +71,14 @@ async function runParent(): Promise<void> {
     env: { ...process.env, [SUPERVISOR_ENV]: '1' },
   });
   let last = 0;
-  let signals = 0;
-  const forward = () => {
+  const forward = (signal: NodeJS.Signals) => {
     // A terminal's Ctrl-C arrives twice (from the terminal and relayed by tsx): one press.
+    // The supervisor stops in order on the first; a second press makes it hurry.
     if (Date.now() - last < 1000) return;
     last = Date.now();
-    signals += 1;
-    // First signal: orderly stop. Another press: the supervisor hurries (shorter drain).
-    if (child.exitCode === null) child.kill(signals > 1 ? 'SIGINT' : 'SIGTERM');
+    if (child.exitCode === null) child.kill(signal);
   };
-  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal, forward);
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal, () => forward(signal));
   const code = await new Promise<number>((resolve) => child.on('exit', (c, s) => resolve(c ?? (s ? 1 : 0))));
   process.exit(code);
 }
@@ -176,7 +183,7 @@ async function ensureDatabase(adminUrl: string, name: string): Promise<string> {
 
 /** Fewer lines in demo mode: the page polls the status every second while work runs. */
 function serverLoggerOptions(base: FastifyServerOptions['logger']): FastifyServerOptions['logger'] {
-  const quiet = /^\/(api\/integrations\/google\/(status|calendars)|api\/appointments|settings\/integrations\/google-calendar\/|healthz|readyz)/;
+  const quiet = /^\/(api\/me|api\/integrations\/google\/(status|calendars)|api\/appointments|settings\/integrations\/google-calendar|demo\/users|healthz|readyz)/;
   const options = typeof base === 'object' && base !== null ? base : {};
   return {
     ...options,
@@ -239,7 +246,7 @@ async function runProduct(supervised: boolean): Promise<void> {
   const onSignal = (signal: string) => {
     signals += 1;
     if (signals > 1) log.warn(`${signal} again: hurrying`);
-    void stopAll(`${signal} received`, 0, signals > 1);
+    void stopAll(`${signal === 'SIGINT' ? 'Ctrl-C (SIGINT)' : signal} received`, 0, signals > 1);
   };
   for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal, () => onSignal(signal));
   if (supervised) process.on('disconnect', () => void stopAll('npm start exited', 0));
