@@ -14,7 +14,7 @@ import { startEmulator, type RunningEmulator } from '../emulator/index';
 import { createTestDatabase, type TestDatabase } from '../helpers/db';
 import { createOrganisation, createUser } from '../helpers/fixtures';
 import { connectGoogle } from '../helpers/google';
-import { assertInvariant, figures, insertsDone, LARGE, size, sleep, Supervisor, waitQuiet } from '../helpers/chaos';
+import { assertInvariant, figures, insertsDone, LARGE, liveByAppointment, size, sleep, Supervisor, waitQuiet } from '../helpers/chaos';
 
 let t: TestDatabase;
 let emu: RunningEmulator;
@@ -171,6 +171,21 @@ class Delete implements Cmd {
   toString = () => `delete(#${this.pick})`;
 }
 
+let handEdits = 0;
+/** Someone deletes the event in Google Calendar's UI, then the clinic edits the appointment. */
+class DeleteInGoogle implements Cmd {
+  constructor(readonly pick: number) {}
+  check = (m: Readonly<Model>) => alive(m).length > 0;
+  async run(m: Model, r: Real) {
+    const a = pickFrom(alive(m), this.pick);
+    for (const e of liveByAppointment(emu.control).get(a.id) ?? []) emu.control.deleteEventAsUser(e.calendarId, e.id);
+    handEdits += 1;
+    await t.db.query(sql.unsafe`update appointments set title = ${`Edited after a UI delete ${handEdits}`} where id = ${a.id}`);
+    count(r, 'delete_in_google');
+  }
+  toString = () => `deleteInGoogleThenEdit(#${this.pick})`;
+}
+
 class Reassign implements Cmd {
   constructor(readonly pick: number, readonly user: number | null) {}
   check = (m: Readonly<Model>) => alive(m).length > 0;
@@ -267,6 +282,7 @@ const commandArbs: fc.Arbitrary<Cmd>[] = [
   pick.map((p) => new SetStatus(p, true)),
   pick.map((p) => new SetStatus(p, false)),
   pick.map((p) => new Delete(p)),
+  pick.map((p) => new DeleteInGoogle(p)),
   fc.tuple(pick, fc.option(fc.constantFrom(0, 1), { nil: null })).map(([p, u]) => new Reassign(p, u)),
   fc.tuple(fc.constantFrom(0, 1, 2), pick).map(([i, c]) => new ChangeCalendar(i, c)),
   fc.constantFrom(0, 1, 2).map((i) => new ToggleSync(i)),
@@ -288,33 +304,42 @@ describe('model-based: random changes, faults and relay kills always converge', 
     let run = 0;
     const insertsBefore = insertsDone(emu.control);
     const started = Date.now();
+    const oneRun = async (tombstoneWrites: 'allow' | 'forbidden', prelude: Cmd[], cmds: Cmd[]) => {
+      run += 1;
+      emu.control.setConfig({ tombstoneWrites });
+      const world = await createWorld();
+      const real: Real = { world, pending: [], stats: {} };
+      const model: Model = { appts: [], syncOff: new Set(), kills: 0 };
+      await fc.asyncModelRun(() => ({ model, real }), [...prelude, ...cmds]);
+      await Promise.all(real.pending);
+      emu.control.clearFaults();
+      // Sync that is still off at the end: turn it back on and press Sync now.
+      for (const i of model.syncOff) await syncOn(world.integrations[i]!);
+      const quietStart = Date.now();
+      try {
+        await waitQuiet(t.db, { timeoutMs: 120_000, what: `model run ${run}` });
+        converge.push(Date.now() - quietStart);
+        await assertInvariant(t.db, emu.control, { supervisor: s, label: `model run ${run}, seed ${seed}` });
+      } catch (error) {
+        // fast-check reports the commands; this is what went wrong with them.
+        console.log(`model run ${run} (tombstoneWrites ${tombstoneWrites}) failed: ${(error as Error).message}`);
+        throw error;
+      }
+      for (const [k, v] of Object.entries(real.stats)) totals[k] = (totals[k] ?? 0) + v;
+    };
     await fc.assert(
-      // A few appointments first, so that every run has something to change, then the commands.
-      // (A plain array rather than fc.commands: its runs start tiny, and shrinking is off anyway.)
-      fc.asyncProperty(fc.array(create, { minLength: 3, maxLength: 8 }), fc.array(fc.oneof(...commandArbs), { minLength: Math.floor(maxCommands / 2), maxLength: maxCommands, size: 'max' }), async (prelude, cmds) => {
-        run += 1;
-        const world = await createWorld();
-        const real: Real = { world, pending: [], stats: {} };
-        const model: Model = { appts: [], syncOff: new Set(), kills: 0 };
-        await fc.asyncModelRun(() => ({ model, real }), [...prelude, ...cmds]);
-        await Promise.all(real.pending);
-        emu.control.clearFaults();
-        // Sync that is still off at the end: turn it back on and press Sync now.
-        for (const i of model.syncOff) await syncOn(world.integrations[i]!);
-        const quietStart = Date.now();
-        try {
-          await waitQuiet(t.db, { timeoutMs: 120_000, what: `model run ${run}` });
-          converge.push(Date.now() - quietStart);
-          await assertInvariant(t.db, emu.control, { supervisor: s, label: `model run ${run}, seed ${seed}` });
-        } catch (error) {
-          // fast-check reports the commands; this is what went wrong with them.
-          console.log(`model run ${run} failed: ${(error as Error).message}`);
-          throw error;
-        }
-        for (const [k, v] of Object.entries(real.stats)) totals[k] = (totals[k] ?? 0) + v;
-      }),
+      fc.asyncProperty(
+        // Google either revives a deleted event on patch, or refuses (403) so a new id is needed.
+        fc.constantFrom<'allow' | 'forbidden'>('allow', 'forbidden'),
+        // A few appointments first, so that every run has something to change, then the commands
+        // (a plain array rather than fc.commands: its runs start tiny, and shrinking is off anyway).
+        fc.array(create, { minLength: 3, maxLength: 8 }),
+        fc.array(fc.oneof(...commandArbs), { minLength: Math.floor(maxCommands / 2), maxLength: maxCommands, size: 'max' }),
+        oneRun,
+      ),
       { numRuns, seed, endOnFailure: true, verbose: 1, ...(process.env.CHAOS_PATH ? { path: process.env.CHAOS_PATH } : {}) },
     );
+    emu.control.setConfig({ tombstoneWrites: 'allow' });
     const duplicates = (await assertInvariant(t.db, emu.control)).duplicates;
     figures('model', {
       seed,
