@@ -367,15 +367,19 @@ class Card {
     }
 
     // The calendar: a picker for editors, plain text for read-only viewers.
-    show(this.pickerField, editable);
-    show(this.calendarText, !editable);
-    if (editable) {
+    // The list of calendars needs Google: while the connection needs reconnecting, the target
+    // is shown as text (unless the list was loaded before).
+    const picking = editable && (s !== 'needs_reconnect' || this.calendars !== null);
+    show(this.pickerField, picking);
+    show(this.calendarText, !picking);
+    if (picking) {
       if (this.calendarsFor !== status.account_email && !this.loadingCalendars && s !== 'needs_reconnect') void this.loadCalendars();
       this.renderPicker();
     } else {
       this.calendarText.replaceChildren(
         h('span', { class: 'label', text: 'Target calendar' }),
         h('span', { id: `${L}-calendar-readonly`, text: status.calendar_id || 'none chosen yet' }),
+        editable ? h('span', { class: 'hint', text: 'Reconnect to choose another calendar.' }) : null,
       );
     }
 
