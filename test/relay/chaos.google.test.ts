@@ -41,11 +41,14 @@ async function clinic() {
 const rand = (max: number) => Math.floor(Math.random() * max);
 const pick = <T>(xs: readonly T[]): T => xs[rand(xs.length)]!;
 
-/** A wave of mixed changes in one organisation: creates, updates, a cancel and a hard delete. */
+/**
+ * A wave of mixed changes to an organisation's unassigned appointments (those on its org-level
+ * calendar): creates, updates, a cancel and a hard delete.
+ */
 async function wave(org: string, ids: string[], label: string): Promise<void> {
   ids.push(...(await bulkCreate(t.db, org, 4, { prefix: `${label} new` })));
   const live = await t.db.anyFirst(sql.type(z.object({ id: z.string() }))`
-    select id from appointments where organisation_id = ${org} and status = 'scheduled'`);
+    select id from appointments where organisation_id = ${org} and status = 'scheduled' and assigned_user_id is null`);
   for (let i = 0; i < 3; i++) {
     await t.db.query(sql.unsafe`
       update appointments set title = ${`${label} edit ${i}`}, starts_at = starts_at + interval '15 minutes',

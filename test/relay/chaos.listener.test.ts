@@ -60,9 +60,12 @@ describe('a dead listener is noticed and subscribed again', () => {
       select count(pg_terminate_backend(pid))::int from pg_stat_activity
       where application_name like ${`${LISTEN_TAG}%`} and datname = current_database()`);
     assert.equal(killed, 2, "both relays' listeners terminated");
-    await sleep(500);
+    // Long enough for any wake-up still due from earlier work (a maintenance poke comes
+    // within 500 ms) to pass: the next one can only come from the listener or the poll.
+    await sleep(1_500);
     const afterKill = await syncLatency('After the kill', 15_000);
     await waitFor(async () => (await listeners()) === 2, 15_000, 'both relays to listen again');
+    await sleep(1_500);
     const again = await syncLatency('Once more', 5_000);
     const report = await convergeAndCheck(t.db, emu.control, { supervisor: s, label: 'listener killed' });
     assert.equal(report.duplicates, 0);
@@ -74,10 +77,11 @@ describe('a dead listener is noticed and subscribed again', () => {
     await syncLatency('Before the blackhole', 5_000);
     const blackholed = proxy.blackhole(LISTEN_TAG);
     assert.equal(blackholed, 2, "both relays' listeners blackholed");
-    await sleep(300);
+    await sleep(1_500);
     const afterBlackhole = await syncLatency('After the blackhole', 30_000);
     assert.ok(afterBlackhole < POLL_MS / 2, `synced by the watchdog's resubscription, not the ${POLL_MS} ms poll`);
     await waitFor(async () => proxy.open(LISTEN_TAG) === 2, 20_000, 'both relays to subscribe again through a new connection');
+    await sleep(1_500);
     const again = await syncLatency('Once more', 5_000);
     const report = await convergeAndCheck(t.db, emu.control, { supervisor: s, label: 'listener half-open' });
     assert.equal(report.duplicates, 0);

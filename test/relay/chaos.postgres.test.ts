@@ -109,7 +109,7 @@ describe('PostgreSQL restarted mid-burst', () => {
     // The listener came back: new changes reach Google in seconds, far below the 30 s poll.
     const latencies: number[] = [];
     for (let i = 0; i < 3; i++) {
-      await sleep(1_000);
+      await sleep(1_500);
       const at = Date.now();
       const id = await retrying(() => createAppointment(database, org, { title: `After restart ${i}` }));
       await waitFor(async () => liveByAppointment(emu.control).get(id)?.length === 1, 10_000, 'a change after the restart to sync through LISTEN');
