@@ -193,6 +193,7 @@ const state = {
   timer: null,
   refreshing: null,
   badgeKey: '',
+  badgeAt: 0,
   fastUntil: 0, // poll every second until then
   writes: 0, // bumped when a write starts and ends: statuses fetched across it are stale
   again: false,
@@ -817,12 +818,17 @@ async function refresh() {
   return state.refreshing;
 }
 
+/** The header badge reloads when the statuses change, and every 2 s while work is running
+ * (its own fetch may have raced with the page's). */
 function nudgeBadge(statuses) {
-  const key = JSON.stringify(statuses.map((s) => [s.status, s.counts]));
-  if (key === state.badgeKey) return;
-  state.badgeKey = key;
   const badge = document.querySelector('cassius-gcal-badge');
-  if (badge && typeof badge.load === 'function') void badge.load();
+  if (!badge || typeof badge.load !== 'function') return;
+  const key = JSON.stringify(statuses.map((s) => [s.status, s.counts]));
+  const running = Date.now() < state.fastUntil && Date.now() - state.badgeAt > 2000;
+  if (key === state.badgeKey && !running) return;
+  state.badgeKey = key;
+  state.badgeAt = Date.now();
+  void badge.load();
 }
 
 function schedule() {

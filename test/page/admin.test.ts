@@ -118,15 +118,15 @@ test('calendar picker: writable calendars only; read-only ones disabled with why
   assert.equal(await page.getByLabel('Target calendar').first().getAttribute('id'), 'org-calendar');
 
   const patches: string[] = [];
-  const onResponse = async (r: import('playwright-core').Response) => {
-    if (r.request().method() === 'PATCH') patches.push(`${r.status()} ${r.request().postData()} -> ${(await r.text().catch(() => '')).slice(0, 120)}`);
+  const onRequest = (r: import('playwright-core').Request) => {
+    if (r.method() === 'PATCH') patches.push(`${r.url()} ${r.postData()}`);
   };
-  page.on('response', onResponse);
+  page.on('request', onRequest);
   await picker.selectOption(DEMO_TEAM_CALENDAR);
   await waitText(page, '#org-message', /Saved: appointments now go to “Demo Clinic team”/);
-  assert.equal((await orgIntegration())?.calendar_id, DEMO_TEAM_CALENDAR, `PATCHes: ${JSON.stringify(patches)}`);
-  assert.equal(patches.length, 1, JSON.stringify(patches));
-  page.off('response', onResponse);
+  page.off('request', onRequest);
+  assert.deepEqual(patches, [`${world.base}/api/integrations/google/settings?level=org {"calendar_id":"${DEMO_TEAM_CALENDAR}"}`]);
+  assert.equal((await orgIntegration())?.calendar_id, DEMO_TEAM_CALENDAR);
   await eventually(() => liveEvents(world, DEMO_TEAM_CALENDAR).length === 12 && liveEvents(world, ADMIN).length === 0, 20_000, 'events moved');
   assert.equal(await picker.inputValue(), DEMO_TEAM_CALENDAR);
   await world.shot(page, '05-calendar-chosen');
