@@ -194,7 +194,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   });
 
   await app.register(settingsPagePlugin);
-  if (config.DEMO_MODE) await app.register(demoPlugin, { appSecret: config.APP_SECRET });
+  if (config.DEMO_MODE) await app.register(demoPlugin, { appSecret: config.APP_SECRET, db });
 
   await app.ready();
   return app;

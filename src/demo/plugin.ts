@@ -7,30 +7,22 @@
 //   GET /demo/users             the users one can sign in as, for the page's signed-out view.
 import type { FastifyPluginAsync } from 'fastify';
 import type {} from '@fastify/cookie'; // reply.setCookie
-import { createDb, type Db } from '../shared/db';
+import type { Db } from '../shared/db';
 import { errorBody } from '../shared/errors';
 import { SESSION_COOKIE, signSession } from '../shared/session';
 import { findUserByEmail, listUsers } from './seed';
 
 export type DemoPluginOptions = {
   appSecret: string;
-  /** The app's pool. Without it the plugin opens a small pool of its own on DATABASE_URL. */
-  db?: Db;
+  /** The app's pool. */
+  db: Db;
 };
 
 const SETTINGS_PAGE = '/settings/integrations/google-calendar';
 const SESSION_TTL_S = 8 * 3600;
 
 export const demoPlugin: FastifyPluginAsync<DemoPluginOptions> = async (app, opts) => {
-  let db = opts.db;
-  if (!db) {
-    const url = process.env.DATABASE_URL;
-    if (!url) throw new Error('demo routes need the database: pass `db` to demoPlugin (or set DATABASE_URL)');
-    const own = await createDb(url, { applicationName: 'cassius-demo', maximumPoolSize: 2 });
-    app.addHook('onClose', async () => own.end());
-    db = own;
-  }
-  const pool = db;
+  const pool = opts.db;
 
   app.get<{ Querystring: { as?: string; next?: string } }>('/demo/login', { schema: { hide: true } }, async (request, reply) => {
     const email = typeof request.query.as === 'string' ? request.query.as.trim() : '';
