@@ -155,7 +155,10 @@ test('npm run emulator (main.ts): prints its base URL and client id, honours EMU
   child.stderr.on('data', (d: Buffer) => (out += d.toString()));
   try {
     const deadline = Date.now() + 15_000;
-    while (!/listening on http:\/\/127\.0\.0\.1:\d+/.test(out) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    // Both lines: the URL and, printed just after it, the client id.
+    while (!(/listening on http:\/\/127\.0\.0\.1:\d+/.test(out) && /client id:.*\n/.test(out)) && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 50));
+    }
     const url = /listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(out)?.[1];
     assert.ok(url, out);
     assert.match(out, /client id:\s+custom\.apps\.googleusercontent\.com/);

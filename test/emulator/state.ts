@@ -1,7 +1,7 @@
 // Everything the emulator remembers: configuration, accounts, calendars and their events,
 // OAuth codes / grants / tokens, the call log and the fault list.
 
-import { randomBytes, randomInt } from 'node:crypto';
+import { createHash, randomBytes, randomInt } from 'node:crypto';
 import { Clock } from './time.js';
 import type { Fault } from './faults.js';
 import { RateLimiter } from './ratelimit.js';
@@ -308,7 +308,9 @@ export class EmulatorState {
     const timeZone = input.timeZone ?? 'UTC';
     const account: Account = {
       email,
-      sub: `1${Array.from({ length: 20 }, () => randomInt(10)).join('')}`,
+      // Google's `sub` is a stable 21-digit id of the account: the same email gets the same one
+      // after an emulator restart, so a reconnection is recognised as the same account.
+      sub: `1${BigInt(`0x${createHash('sha256').update(email).digest('hex').slice(0, 16)}`).toString().padStart(20, '0').slice(0, 20)}`,
       name: input.name ?? email.split('@')[0] ?? email,
       timeZone,
       readOnlyUntil: 0,
