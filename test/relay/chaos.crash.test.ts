@@ -9,7 +9,7 @@ import { startEmulator, type RunningEmulator } from '../emulator/index';
 import { createTestDatabase, type TestDatabase } from '../helpers/db';
 import { createAppointment, createOrganisation } from '../helpers/fixtures';
 import { connectGoogle, waitFor } from '../helpers/google';
-import { bulkCreate, convergeAndCheck, figures, insertsDone, size, sleep, Supervisor, type SupervisorOptions } from '../helpers/chaos';
+import { bulkCreate, convergeAndCheck, figures, insertsDone, size, sleep, Supervisor, type SupervisorOptions, TEST_TIMEOUT } from '../helpers/chaos';
 
 let t: TestDatabase;
 let emu: RunningEmulator;
@@ -64,7 +64,7 @@ async function crashThenConverge(point: (typeof POINTS)[number], label: string) 
 
 describe('a relay killed at each boundary', () => {
   for (const point of POINTS) {
-    test(`killed ${point}: creates, then updates / cancels / deletes, converge with no duplicate`, async () => {
+    test(`killed ${point}: creates, then updates / cancels / deletes, converge with no duplicate`, { timeout: TEST_TIMEOUT }, async () => {
       const { org } = await clinic();
       const count = size(6, 40);
       const insertsBefore = insertsDone(emu.control);
@@ -102,7 +102,7 @@ describe('a relay killed at each boundary', () => {
 });
 
 describe('a poison row', () => {
-  test('crashes every relay that touches it until it is parked after K attempts; the others sync; a new change revives it', async () => {
+  test('crashes every relay that touches it until it is parked after K attempts; the others sync; a new change revives it', { timeout: TEST_TIMEOUT }, async () => {
     const { org } = await clinic();
     const maxAttempts = 3;
     const poison = await createAppointment(t.db, org, { title: 'poison pill' });

@@ -9,7 +9,7 @@ import { startEmulator, type RunningEmulator } from '../emulator/index';
 import { createTestDatabase, type TestDatabase } from '../helpers/db';
 import { createOrganisation, createUser } from '../helpers/fixtures';
 import { connectGoogle, waitFor } from '../helpers/google';
-import { bulkCreate, convergeAndCheck, eventsPath, figures, insertsDone, liveByAppointment, size, sleep, Supervisor } from '../helpers/chaos';
+import { bulkCreate, convergeAndCheck, eventsPath, figures, insertsDone, liveByAppointment, size, sleep, Supervisor, TEST_TIMEOUT } from '../helpers/chaos';
 
 let t: TestDatabase;
 let emu: RunningEmulator;
@@ -62,7 +62,7 @@ async function wave(org: string, ids: string[], label: string): Promise<void> {
 const converge = (label: string, timeoutMs: number) => convergeAndCheck(t.db, emu.control, { supervisor: s, label, timeoutMs });
 
 describe('Google failing', () => {
-  test('a storm of 500/503 answers: changes made meanwhile all arrive once it passes', async () => {
+  test('a storm of 500/503 answers: changes made meanwhile all arrive once it passes', { timeout: TEST_TIMEOUT }, async () => {
     const { org } = await clinic();
     const ids = await bulkCreate(t.db, org, size(20, 100), { prefix: 'Storm' });
     await converge('before the storm', 60_000);
@@ -91,7 +91,7 @@ describe('Google failing', () => {
     });
   });
 
-  test('lost answers (change made, connection dropped) on insert, patch and delete: no duplicate, nothing lost', async () => {
+  test('lost answers (change made, connection dropped) on insert, patch and delete: no duplicate, nothing lost', { timeout: TEST_TIMEOUT }, async () => {
     const { org, email } = await clinic();
     const k = size(4, 20);
     const prefix = eventsPath(email);
@@ -117,7 +117,7 @@ describe('Google failing', () => {
     figures('lost-answers', { lostPerMethod: k, appointments: count, insertConflictsAdopted: conflicts, duplicates: report.duplicates });
   });
 
-  test('a 429 storm pauses the account; the changes made meanwhile arrive afterwards', async () => {
+  test('a 429 storm pauses the account; the changes made meanwhile arrive afterwards', { timeout: TEST_TIMEOUT }, async () => {
     const { org } = await clinic();
     const ids = await bulkCreate(t.db, org, size(10, 50), { prefix: 'Throttle' });
     await converge('before the 429 storm', 60_000);
@@ -151,7 +151,7 @@ describe('Google failing', () => {
 });
 
 describe('tokens revoked mid-run', () => {
-  test('changes made while the grant is revoked wait, then arrive after reconnecting, with no duplicate', async () => {
+  test('changes made while the grant is revoked wait, then arrive after reconnecting, with no duplicate', { timeout: TEST_TIMEOUT }, async () => {
     const { org, email, integration } = await clinic();
     // A user with a calendar of her own, whose appointments are not affected by the org's revocation.
     const alice = await createUser(t.db, org, { email: `alice${n}-${Date.now()}@clinic.test` });

@@ -9,7 +9,7 @@ import { startEmulator, type RunningEmulator } from '../emulator/index';
 import { createTestDatabase, type TestDatabase } from '../helpers/db';
 import { createAppointment, createOrganisation } from '../helpers/fixtures';
 import { connectGoogle, waitFor } from '../helpers/google';
-import { convergeAndCheck, figures, liveByAppointment, sleep, startTcpProxy, Supervisor, waitQuiet, type TcpProxy } from '../helpers/chaos';
+import { convergeAndCheck, figures, liveByAppointment, sleep, startTcpProxy, Supervisor, waitQuiet, type TcpProxy, TEST_TIMEOUT } from '../helpers/chaos';
 
 const POLL_MS = 60_000;
 const LISTEN_TAG = 'cassius-relay-listen';
@@ -53,7 +53,7 @@ const listeners = () =>
     select count(*)::int from pg_stat_activity where application_name like ${`${LISTEN_TAG}%`} and datname = current_database()`);
 
 describe('a dead listener is noticed and subscribed again', () => {
-  test('pg_terminate_backend on every LISTEN connection: a later change still syncs within seconds', async () => {
+  test('pg_terminate_backend on every LISTEN connection: a later change still syncs within seconds', { timeout: TEST_TIMEOUT }, async () => {
     const before = await syncLatency('Before the kill', 5_000);
     assert.equal(await listeners(), 2);
     const killed = await t.db.oneFirst(sql.unsafe`
@@ -73,7 +73,7 @@ describe('a dead listener is noticed and subscribed again', () => {
     figures('listener-terminated', { pollMs: POLL_MS, latencyBeforeMs: before, latencyAfterKillMs: afterKill, latencyAfterMs: again });
   });
 
-  test('a half-open listener (proxy silently drops its traffic): the watchdog resubscribes, changes sync well before the poll', async () => {
+  test('a half-open listener (proxy silently drops its traffic): the watchdog resubscribes, changes sync well before the poll', { timeout: TEST_TIMEOUT }, async () => {
     await syncLatency('Before the blackhole', 5_000);
     const blackholed = proxy.blackhole(LISTEN_TAG);
     assert.equal(blackholed, 2, "both relays' listeners blackholed");

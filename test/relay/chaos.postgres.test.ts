@@ -23,6 +23,7 @@ import {
   size,
   sleep,
   Supervisor,
+  TEST_TIMEOUT,
 } from '../helpers/chaos';
 
 let dir: string;
@@ -66,7 +67,7 @@ async function retrying<T>(fn: () => Promise<T>): Promise<T> {
 }
 
 describe('PostgreSQL restarted mid-burst', () => {
-  test('relays that are not restarted reconnect (pool and LISTEN) and converge', async () => {
+  test('relays that are not restarted reconnect (pool and LISTEN) and converge', { timeout: TEST_TIMEOUT }, async () => {
     const database = db!;
     const email = `restart-${Date.now()}@gmail.test`;
     emu.control.addAccount({ email });

@@ -20,6 +20,7 @@ import {
   sleep,
   Supervisor,
   waitQuiet,
+  TEST_TIMEOUT,
 } from '../helpers/chaos';
 
 let t: TestDatabase;
@@ -64,7 +65,7 @@ async function clinic() {
 const rand = (max: number) => Math.floor(Math.random() * max);
 
 describe('two relays racing on one appointment', () => {
-  test('update -> update -> cancel ends with no live event; update -> update ends with the final content', async () => {
+  test('update -> update -> cancel ends with no live event; update -> update ends with the final content', { timeout: TEST_TIMEOUT }, async () => {
     const s = supervisor();
     await s.start(2);
     const stopJitter = jitter();
@@ -111,7 +112,7 @@ describe('two relays racing on one appointment', () => {
 });
 
 describe('a burst with a relay killed by SIGKILL', () => {
-  test('2-4 relays, one kill -9 mid-burst and a replacement: converges with no duplicate', async () => {
+  test('2-4 relays, one kill -9 mid-burst and a replacement: converges with no duplicate', { timeout: TEST_TIMEOUT }, async () => {
     const relays = size(3, 4);
     const creates = size(300, 2000);
     const updates = size(100, 700);
