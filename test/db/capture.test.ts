@@ -102,6 +102,7 @@ describe('appointments capture', () => {
     const org = await createOrganisation(t.db);
     const id = await createAppointment(t.db, org);
     await t.db.query(sql.unsafe`truncate sync_outbox`);
+    await sleep(300); // let the insert's own notification arrive before counting from zero
     notifications = [];
     // What the relay writes, what a toucher writes, and a no-op rewrite of synced values.
     await t.db.query(sql.unsafe`
