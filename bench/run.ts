@@ -2,6 +2,7 @@
 // printed as a table and written to bench/results.json. See docs/performance.md.
 //
 //   BENCH_QUICK=1          small sizes, 1 round (< 2 min); what CI may smoke-test
+//   BENCH_ROUNDS=n         rounds per figure (default 3 in a full run, 1 in a quick one)
 //   BENCH_MODE=tiny        toy sizes (the smoke test's): checks the machinery, figures meaningless
 //   BENCH_DATABASE_URL=... use this PostgreSQL server (needs CREATE DATABASE) instead of an
 //                          embedded cluster in a temp dir
@@ -9,6 +10,8 @@
 //   BENCH_RESULTS=path     write the results there instead of bench/results.json
 //   BENCH_VERBOSE=1        echo the child processes' output
 //   BENCH_WAITS=1          sample PostgreSQL wait events during each drain and print them
+//   BENCH_STATEMENTS=1     print statements per change by query (pg_stat_statements) for each drain
+//   BENCH_RELAY_SCRIPT=... run this relay entry point instead of relay/main.ts (try a variant)
 import { resultsTable, runBench, type Mode } from './bench';
 import { log } from './lib/util';
 

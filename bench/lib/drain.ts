@@ -4,7 +4,7 @@ import pg from 'pg';
 import { cloneDatabase, dbCounters } from './pg';
 import type { Child } from './procs';
 import { bulkInsert, collectDuplicates, createTenant, drainedQuery, startPeer, startRelays, type Ctx, type PeerMode, type Side } from './sides';
-import { log, nowMs, sleep, until } from './util';
+import { log, machineCpu, nowMs, sleep, until } from './util';
 
 export type DrainResult = {
   rowsPerSecond: number;
@@ -16,6 +16,14 @@ export type DrainResult = {
   /** Statements (round trips) per row, pg_stat_statements; null without it. */
   statementsPerRow: number | null;
   commitsPerRow: number;
+  /** Busy CPU of the whole machine per row, ms (relay + PostgreSQL + emulator + anything else running). */
+  machineCpuMsPerRow: number;
+  /** CPU of the bench process per row, ms: the in-process Google emulator (plus the bench's few polls). */
+  emulatorCpuMsPerRow: number;
+  /** Busy share of the machine's cores during the drain (1 = all cores busy). */
+  machineBusy: number;
+  /** Write system calls of the side's processes per row (socket writes: SQL and HTTP). */
+  writeSyscallsPerRow: number | null;
   duplicates: number;
 };
 
@@ -32,7 +40,7 @@ export async function drainRound(
     procs =
       side === 'ours'
         ? await startRelays(ctx, bdb, opts.processes ?? 1, { profile: opts.profile ?? false, concurrency: opts.concurrency })
-        : await startPeer(ctx, bdb, opts.mode ?? 'unbatched', opts.processes ?? 1);
+        : await startPeer(ctx, bdb, opts.mode ?? 'unbatched', opts.processes ?? 1, { profile: opts.profile ?? false });
     // Our own setup sessions end here, so their statistics are flushed before we count.
     await bdb.quiesce();
     client = new pg.Client({ connectionString: bdb.url, application_name: 'cassius-bench' });
@@ -40,6 +48,9 @@ export async function drainRound(
     ctx.emu.clearReceived();
     await sleep(1_200); // statistics of the processes' start-up are flushed (at most 1 s late)
     const cpuBefore = procs.map((p) => p.cpuSeconds() ?? 0);
+    const writesBefore = procs.map((p) => p.syscalls()?.writes ?? null);
+    const machineBefore = machineCpu();
+    const benchBefore = process.cpuUsage();
     const breakdown = Boolean(process.env.BENCH_STATEMENTS) && ctx.cluster.statements;
     if (breakdown) {
       await ctx.cluster.admin.query(`select pg_stat_statements_reset(0, (select oid from pg_database where datname = $1), 0)`, [bdb.name]);
@@ -74,6 +85,8 @@ export async function drainRound(
       5,
     );
     const t1 = nowMs();
+    const machineAfter = machineCpu();
+    const bench = process.cpuUsage(benchBefore);
     if (sampler) {
       clearInterval(sampler);
       const top = [...waits.entries()].sort((a, b) => b[1] - a[1]).slice(0, 10);
@@ -81,6 +94,12 @@ export async function drainRound(
     }
     const peakRssMb = procs[0]?.peakRssMb() ?? null;
     const cpu = procs.map((p, i) => (p.cpuSeconds() ?? 0) - (cpuBefore[i] ?? 0)).reduce((a, b) => a + b, 0);
+    const writes = procs.map((p, i) => {
+      const now = p.syscalls()?.writes;
+      const before = writesBefore[i];
+      return now === undefined || before === null || before === undefined ? null : now - before;
+    });
+    const writeSyscallsPerRow = writes.every((w) => w !== null) ? (writes as number[]).reduce((a, b) => a + b, 0) / opts.rows : null;
     await client.end();
     client = null;
     await Promise.all(procs.map((p) => p.stop()));
@@ -89,11 +108,16 @@ export async function drainRound(
     const after = await dbCounters(ctx.cluster, bdb.name);
     if (breakdown) {
       const top = await ctx.cluster.admin.query(
-        `select calls::float8 / $2 as per_row, mean_exec_time as ms, left(regexp_replace(query, '\\s+', ' ', 'g'), 90) as q
+        `select calls::float8 / $2 as per_row, mean_exec_time as ms, mean_plan_time as plan_ms, left(regexp_replace(query, '\\s+', ' ', 'g'), 90) as q
          from pg_stat_statements s join pg_database d on d.oid = s.dbid where d.datname = $1 order by calls desc limit 14`,
         [bdb.name, opts.rows],
       );
-      log(`  ${side} ${opts.mode ?? ''} statements per row (mean ms): ` + top.rows.map((r: { per_row: number; ms: number; q: string }) => `\n    ${r.per_row.toFixed(3)}  ${r.ms.toFixed(2)} ms  ${r.q}`).join(''));
+      log(
+        `  ${side} ${opts.mode ?? ''} statements per row (mean execution + planning ms): ` +
+          top.rows
+            .map((r: { per_row: number; ms: number; plan_ms: number; q: string }) => `\n    ${r.per_row.toFixed(3)}  ${r.ms.toFixed(2)} + ${r.plan_ms.toFixed(2)} ms  ${r.q}`)
+            .join(''),
+      );
     }
     const seconds = (t1 - t0) / 1000;
     return {
@@ -104,6 +128,10 @@ export async function drainRound(
       statementsPerRow:
         before.statements === null || after.statements === null ? null : (after.statements - before.statements - own) / opts.rows,
       commitsPerRow: (after.commits - before.commits - own) / opts.rows,
+      writeSyscallsPerRow,
+      machineCpuMsPerRow: ((machineAfter.busy - machineBefore.busy) * 1000) / opts.rows,
+      emulatorCpuMsPerRow: (bench.user + bench.system) / 1000 / opts.rows,
+      machineBusy: (machineAfter.busy - machineBefore.busy) / Math.max(1e-9, machineAfter.total - machineBefore.total),
       duplicates: collectDuplicates(ctx, side, [tenant]),
     };
   } finally {

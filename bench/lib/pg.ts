@@ -28,6 +28,8 @@ const EMBEDDED_SETTINGS = {
   max_connections: 300,
   shared_preload_libraries: 'pg_stat_statements',
   'pg_stat_statements.track': 'top',
+  // Planning time per statement (unnamed statements are planned on every execution).
+  'pg_stat_statements.track_planning': 'on',
 };
 
 export async function startCluster(): Promise<BenchCluster> {

@@ -23,6 +23,8 @@ export type Child = {
   peakRssMb(): number | null;
   /** User + system CPU seconds so far. */
   cpuSeconds(): number | null;
+  /** Read and write system calls so far (/proc/<pid>/io syscr, syscw). */
+  syscalls(): { reads: number; writes: number } | null;
   /** SIGTERM, then SIGKILL after `graceMs`; resolves when the process has exited. */
   stop(graceMs?: number): Promise<void>;
   /** Last lines of output, for error messages. */
@@ -100,6 +102,16 @@ export function spawnChild(options: SpawnOptions): Child {
       try {
         const fields = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
         return (Number(fields[11]) + Number(fields[12])) / ticks;
+      } catch {
+        return null;
+      }
+    },
+    syscalls() {
+      try {
+        const text = fs.readFileSync(`/proc/${pid}/io`, 'utf8');
+        const reads = Number(/^syscr:\s+(\d+)/m.exec(text)?.[1]);
+        const writes = Number(/^syscw:\s+(\d+)/m.exec(text)?.[1]);
+        return Number.isFinite(reads) && Number.isFinite(writes) ? { reads, writes } : null;
       } catch {
         return null;
       }

@@ -131,7 +131,8 @@ export async function startRelays(
     relays.push(
       spawnChild({
         label: `relay-${relaySeq}`,
-        script: path.join(ROOT, 'relay/main.ts'),
+        // BENCH_RELAY_SCRIPT: measure a variant of the relay (e.g. a patched copy) instead.
+        script: process.env.BENCH_RELAY_SCRIPT ?? path.join(ROOT, 'relay/main.ts'),
         env: relayEnv(
           ourRelayConfig(ctx, bdb, { RELAY_ID: `bench-relay-${relaySeq}`, RELAY_CONCURRENCY: opts.concurrency ?? ctx.concurrency }),
         ),
@@ -149,12 +150,13 @@ export async function startRelays(
   return relays;
 }
 
-export async function startPeer(ctx: Ctx, bdb: BenchDb, mode: PeerMode, count = 1): Promise<Child[]> {
+export async function startPeer(ctx: Ctx, bdb: BenchDb, mode: PeerMode, count = 1, opts: { profile?: boolean } = {}): Promise<Child[]> {
   const workers: Child[] = [];
   for (let i = 0; i < count; i++) {
     workers.push(
       spawnChild({
         label: `peer-${mode}`,
+        nodeArgs: opts.profile && ctx.profileDir ? ['--cpu-prof', `--cpu-prof-dir=${ctx.profileDir}`] : [],
         script: path.join(ROOT, 'bench/peer/worker.ts'),
         env: {
           ...process.env,

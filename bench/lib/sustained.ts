@@ -103,6 +103,9 @@ export type SustainedResult = {
     autovacuums: number;
     /** Changes relayed per second over the closed-loop phase. */
     perSecond: number;
+    /** Heap and index bytes at both points. */
+    heap: [number, number];
+    indexes: [number, number];
   } | null;
   clean: PhaseStats;
   held: PhaseStats;
@@ -110,6 +113,8 @@ export type SustainedResult = {
   recoverySeconds: number | null;
   thresholdMs: number;
   deadTuplesAtRelease: number;
+  /** p99 of each 2-second bucket after release, ms. */
+  bucketP99: number[];
 };
 
 const QUEUE_TABLE: Record<Side, string> = { ours: 'sync_outbox', peer: 'graphile_worker._private_jobs' };
@@ -119,13 +124,14 @@ async function tableStats(bdb: BenchDb, side: Side) {
   const [schema, name] = table.includes('.') ? table.split('.') : ['public', table];
   const row = (
     await bdb.pool.query(
-      `select pg_total_relation_size($1::regclass)::float8 as total, coalesce(s.n_dead_tup, 0)::float8 as dead,
+      `select pg_total_relation_size($1::regclass)::float8 as total, pg_relation_size($1::regclass)::float8 as heap,
+              pg_indexes_size($1::regclass)::float8 as indexes, coalesce(s.n_dead_tup, 0)::float8 as dead,
               coalesce(s.autovacuum_count, 0)::float8 as autovacuums
        from pg_stat_user_tables s where s.schemaname = $2 and s.relname = $3`,
       [table, schema, name],
     )
-  ).rows[0] as { total: number; dead: number; autovacuums: number } | undefined;
-  return { total: row?.total ?? 0, dead: row?.dead ?? 0, autovacuums: row?.autovacuums ?? 0 };
+  ).rows[0] as { total: number; heap: number; indexes: number; dead: number; autovacuums: number } | undefined;
+  return { total: row?.total ?? 0, heap: row?.heap ?? 0, indexes: row?.indexes ?? 0, dead: row?.dead ?? 0, autovacuums: row?.autovacuums ?? 0 };
 }
 
 export async function sustainedRun(
@@ -177,6 +183,8 @@ export async function sustainedRun(
         largeAt,
         autovacuums: largeStats.autovacuums,
         perSecond: largeAt / seconds,
+        heap: [smallStats.heap, largeStats.heap],
+        indexes: [smallStats.indexes, largeStats.indexes],
       };
       load.openLoop(opts.rate);
     } else {
@@ -204,12 +212,15 @@ export async function sustainedRun(
     // After release: 2-second buckets (by commit time) until two in a row have p99 <= threshold.
     const bucketMs = 2_000;
     let recoverySeconds: number | null = null;
+    const bucketP99: number[] = [];
     for (let i = 0; (i + 2) * bucketMs <= opts.recoverySeconds * 1000 + bucketMs; i++) {
       const secondEnd = released + (i + 2) * bucketMs;
       const wait = secondEnd + thresholdMs - nowMs();
       if (wait > 0) await sleep(wait);
       const first = phase(ctx, load, released + i * bucketMs, released + (i + 1) * bucketMs);
       const second = phase(ctx, load, released + (i + 1) * bucketMs, secondEnd);
+      bucketP99[i] = first.p99;
+      bucketP99[i + 1] = second.p99;
       if (first.p99 <= thresholdMs && second.p99 <= thresholdMs) {
         recoverySeconds = (i * bucketMs) / 1000;
         break;
@@ -220,7 +231,7 @@ export async function sustainedRun(
     const expected = load.commits.size;
     await until(() => relayed() >= expected, 600_000, `the ${side} backlog to drain`, 50);
     await until(async () => Boolean((await bdb.pool.query(drainedQuery[side])).rows[0]?.done), 120_000, 'drain', 50);
-    return { offeredRate: opts.rate, bloat, clean, held, recoverySeconds, thresholdMs, deadTuplesAtRelease };
+    return { offeredRate: opts.rate, bloat, clean, held, recoverySeconds, thresholdMs, deadTuplesAtRelease, bucketP99 };
   } finally {
     await holder.end().catch(() => {});
     await load?.stop().catch(() => {});

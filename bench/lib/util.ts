@@ -1,4 +1,5 @@
 // Small helpers of the benchmark: clocks, statistics, formatting.
+import { readFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 
 /** Wall-clock milliseconds with sub-millisecond resolution, one clock for the whole process. */
@@ -53,4 +54,16 @@ export function setQuiet(value: boolean): void {
 export function log(message: string): void {
   if (quiet) return;
   process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${message}\n`);
+}
+
+/** Busy and total CPU time of the whole machine so far, seconds (/proc/stat; zeros elsewhere). */
+export function machineCpu(): { busy: number; total: number } {
+  try {
+    const fields = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+    const total = fields.reduce((a, b) => a + b, 0);
+    const idle = (fields[3] ?? 0) + (fields[4] ?? 0);
+    return { busy: (total - idle) / 100, total: total / 100 };
+  } catch {
+    return { busy: 0, total: 0 };
+  }
 }
