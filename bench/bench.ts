@@ -15,7 +15,7 @@ import { createTemplate, dropAllDatabases, dropTemplate, startCluster, type Temp
 import { ROOT } from './lib/procs';
 import { formatProfile, summarizeProfile } from './lib/profile';
 import { PEER_BATCH_DELAY_MS, PEER_TUNING, type Ctx, type Side } from './lib/sides';
-import { sustainedRun, type SustainedResult } from './lib/sustained';
+import { sustainedRun, type XminResult } from './lib/sustained';
 import { log, median, nowMs, round, setQuiet } from './lib/util';
 import { preparePeerDatabase } from './peer/schema';
 
@@ -392,36 +392,19 @@ export async function runBench(options: BenchOptions): Promise<Results> {
         `as trigger_insert_overhead with 8 concurrent sessions (NOTIFY's commit-time lock is shared by all of them): ${round(wo8)}/s without, ${round(w8)}/s with; ${roundsText}`,
     };
 
-    // 6. Sustained stream. First the relay runs flat out (closed loop: new changes keep a small
-    // standing queue) until 100,000 are relayed: outbox size after 10,000 and 100,000. Then an
-    // open-loop stream at 70 % of our measured throughput (at most the anchor's 1,000/s), with a
-    // snapshot held for 60 s in the middle.
-    const rate = Math.max(50, Math.min(sizes.sustainedRate, Math.floor((0.7 * ourRate) / 50) * 50));
-    const rateText =
-      rate === sizes.sustainedRate ? `${rate}/s` : `${rate}/s (70 % of the measured relay_throughput, below the ${sizes.sustainedRate}/s of the graphile-worker anchor)`;
+    // 6a. Outbox bloat: the relay runs flat out (closed loop: new changes keep a small standing
+    // queue) until 100,000 are relayed; outbox size after 10,000 and after 100,000.
     const standingQueue = 256;
-    log(`outbox_bloat + held_xmin (ours): relay flat out until ${sizes.bloatLarge} relayed, then ${rate}/s with a snapshot held ${sizes.holdSeconds} s`);
-    const ourSustained = await sustainedRun(ctx, 'ours', {
-      rate,
+    log(`outbox_bloat: relay flat out until ${sizes.bloatLarge} changes are relayed`);
+    const bloatRun = await sustainedRun(ctx, 'ours', {
+      rate: 0,
       bloat: { small: sizes.bloatSmall, large: sizes.bloatLarge, standingQueue },
-      cleanSeconds: sizes.cleanSeconds,
-      holdSeconds: sizes.holdSeconds,
-      recoverySeconds: sizes.recoverySeconds,
+      xmin: false,
+      cleanSeconds: 0,
+      holdSeconds: 0,
+      recoverySeconds: 0,
     });
-    logSustained('ours', ourSustained);
-    let peerSustained: SustainedResult | null = null;
-    if (sizes.peerHeld) {
-      log(`held_xmin (peer): ${rate} changes/s, ${sizes.cleanSeconds} s clean, then a snapshot held ${sizes.holdSeconds} s`);
-      peerSustained = await sustainedRun(ctx, 'peer', {
-        rate,
-        bloat: null,
-        cleanSeconds: sizes.cleanSeconds,
-        holdSeconds: sizes.holdSeconds,
-        recoverySeconds: sizes.recoverySeconds,
-      });
-      logSustained('peer', peerSustained);
-    }
-    const bloat = ourSustained.bloat!;
+    const bloat = bloatRun.bloat!;
     results.outbox_bloat_ratio = {
       value: round(bloat.ratio),
       unit: 'ratio',
@@ -432,18 +415,39 @@ export async function runBench(options: BenchOptions): Promise<Results> {
         `(heap ${kb(bloat.heap[0])} -> ${kb(bloat.heap[1])}, indexes ${kb(bloat.indexes[0])} -> ${kb(bloat.indexes[1])}) ` +
         `(${ourTuning}); autovacuum ran ${bloat.autovacuums} times on the outbox (its per-table settings: scale factor 0, threshold 500); ${common}1 run`,
     };
-    const heldRatio = ourSustained.held.throughput / ourSustained.clean.throughput;
-    const peerHeldRatio = peerSustained ? peerSustained.held.throughput / peerSustained.clean.throughput : null;
+
+    // 6b. Held xmin horizon, ours and the peer on fresh databases: an open-loop stream at 70 %
+    // of our measured throughput (at most the anchor's 1,000/s), a snapshot held in the middle.
+    const rate = Math.max(50, Math.min(sizes.sustainedRate, Math.floor((0.7 * ourRate) / 50) * 50));
+    const rateText =
+      rate === sizes.sustainedRate ? `${rate}/s` : `${rate}/s (70 % of the measured relay_throughput, below the ${sizes.sustainedRate}/s of the graphile-worker anchor)`;
+    const xminRun = async (side: Side) => {
+      log(`held_xmin (${side}): ${rate} changes/s, ${sizes.cleanSeconds} s clean, then a snapshot held ${sizes.holdSeconds} s`);
+      const run = await sustainedRun(ctx, side, {
+        rate,
+        bloat: null,
+        xmin: true,
+        cleanSeconds: sizes.cleanSeconds,
+        holdSeconds: sizes.holdSeconds,
+        recoverySeconds: sizes.recoverySeconds,
+      });
+      logSustained(side, run.xmin!);
+      return run.xmin!;
+    };
+    const ourXmin = await xminRun('ours');
+    const peerXmin = sizes.peerHeld ? await xminRun('peer') : null;
+    const heldRatio = ourXmin.held.throughput / ourXmin.clean.throughput;
+    const peerHeldRatio = peerXmin ? peerXmin.held.throughput / peerXmin.clean.throughput : null;
     results.held_xmin_throughput_ratio = {
       value: round(heldRatio),
       unit: 'ratio',
       peer: peerHeldRatio === null ? null : round(peerHeldRatio),
       ratio: peerHeldRatio ? round(heldRatio / peerHeldRatio) : null,
       conditions:
-        `${rateText} offered (one INSERT transaction per 10 ms tick, same rate for the peer); delivered rate while another session of the same database holds a ` +
-        `REPEATABLE READ transaction with its snapshot taken for ${sizes.holdSeconds} s / delivered rate in the ${sizes.cleanSeconds} s before; ` +
-        sustainedText('ours', ourSustained, sizes.recoverySeconds) +
-        (peerSustained ? `; peer (${peerTuning}, unbatched): ${sustainedText('peer', peerSustained, sizes.recoverySeconds)}` : '; peer not measured in this mode') +
+        `${rateText} offered (one INSERT transaction per 10 ms tick, same rate for the peer, each on a fresh database); delivered rate while another session ` +
+        `of the same database holds a REPEATABLE READ transaction with its snapshot taken for ${sizes.holdSeconds} s / delivered rate in the ${sizes.cleanSeconds} s before; ` +
+        sustainedText('ours', ourXmin, sizes.recoverySeconds) +
+        (peerXmin ? `; peer (${peerTuning}, unbatched): ${sustainedText('peer', peerXmin, sizes.recoverySeconds)}` : '; peer not measured in this mode') +
         `; "normal" p99 = max(1.5 x clean p99, clean p99 + 10 ms), checked on 2 s buckets by commit time; ${common}1 run`,
     };
 
@@ -535,7 +539,7 @@ function kb(bytes: number): string {
   return `${Math.round(bytes / 1024)} kB`;
 }
 
-function logSustained(side: Side, s: SustainedResult): void {
+function logSustained(side: Side, s: XminResult): void {
   log(
     `  ${side}: clean ${s.clean.throughput.toFixed(0)}/s p50 ${s.clean.p50.toFixed(1)} p99 ${s.clean.p99.toFixed(1)} ms; ` +
       `held ${s.held.throughput.toFixed(0)}/s p50 ${s.held.p50.toFixed(1)} p99 ${s.held.p99.toFixed(1)} ms; ` +
@@ -543,7 +547,7 @@ function logSustained(side: Side, s: SustainedResult): void {
   );
 }
 
-function sustainedText(side: Side, s: SustainedResult, window: number): string {
+function sustainedText(side: Side, s: XminResult, window: number): string {
   return (
     `${side}: clean ${round(s.clean.throughput)}/s (p50 ${ms(s.clean.p50)} ms, p99 ${ms(s.clean.p99)} ms), held ${round(s.held.throughput)}/s ` +
     `(p50 ${ms(s.held.p50)} ms, p99 ${ms(s.held.p99)} ms), ${s.deadTuplesAtRelease} dead tuples in the queue table at release, p99 ` +

@@ -107,6 +107,10 @@ export type SustainedResult = {
     heap: [number, number];
     indexes: [number, number];
   } | null;
+  xmin: XminResult | null;
+};
+
+export type XminResult = {
   clean: PhaseStats;
   held: PhaseStats;
   /** Seconds from release until p99 was back within `threshold` (null: not within the window). */
@@ -142,6 +146,8 @@ export async function sustainedRun(
     rate: number;
     /** Closed-loop phase first (ours): relay flat out until `large` changes are relayed. */
     bloat: { small: number; large: number; standingQueue: number } | null;
+    /** Measure a held snapshot (clean, held, recovery phases) after it. */
+    xmin: boolean;
     cleanSeconds: number;
     holdSeconds: number;
     recoverySeconds: number;
@@ -191,7 +197,25 @@ export async function sustainedRun(
       load.openLoop(opts.rate);
       load.start();
     }
-    await sleep(Math.min(5_000, opts.cleanSeconds * 500)); // settle at the new rate
+    if (!opts.xmin) {
+      await load.stop();
+      const expected = load.commits.size;
+      await until(() => relayed() >= expected, 600_000, `the ${side} backlog to drain`, 50);
+      return { offeredRate: opts.rate, bloat, xmin: null };
+    }
+    // Settle at the new rate: the standing queue (or a cold start's backlog) is relayed first,
+    // so the clean window measures the steady state.
+    await sleep(Math.min(3_000, opts.cleanSeconds * 500));
+    const settleUntil = nowMs() + 30_000;
+    let caughtUpSince = 0;
+    while (nowMs() < settleUntil) {
+      const behind = load.issued - relayed();
+      if (behind <= Math.max(5, opts.rate * 0.05)) {
+        caughtUpSince ||= nowMs();
+        if (nowMs() - caughtUpSince >= 2_000) break;
+      } else caughtUpSince = 0;
+      await sleep(50);
+    }
     const cleanFrom = nowMs();
     await sleep(opts.cleanSeconds * 1000);
     const cleanTo = nowMs();
@@ -231,7 +255,7 @@ export async function sustainedRun(
     const expected = load.commits.size;
     await until(() => relayed() >= expected, 600_000, `the ${side} backlog to drain`, 50);
     await until(async () => Boolean((await bdb.pool.query(drainedQuery[side])).rows[0]?.done), 120_000, 'drain', 50);
-    return { offeredRate: opts.rate, bloat, clean, held, recoverySeconds, thresholdMs, deadTuplesAtRelease, bucketP99 };
+    return { offeredRate: opts.rate, bloat, xmin: { clean, held, recoverySeconds, thresholdMs, deadTuplesAtRelease, bucketP99 } };
   } finally {
     await holder.end().catch(() => {});
     await load?.stop().catch(() => {});
