@@ -35,28 +35,52 @@ export function createRateLimiter(
 ) {
   const credits = new Map<string, { n: number; at: number }>();
   const pausedUntil = new Map<string, { until: number; reason: string }>();
+  // One reservation per key at a time: the calls that find no credit meanwhile wait for it
+  // (16 calls finding the credit spent at once made 16 round trips on one locked row).
+  const reserving = new Map<string, Promise<void>>();
+  const bucketsCreated = new Set<string>();
 
   const perMinute = (key: string) => (key === PROJECT_KEY ? limits.perProjectPerMinute : limits.perAccountPerMinute);
 
   async function reserve(key: string): Promise<void> {
-    const paused = pausedUntil.get(key);
-    if (paused && paused.until > Date.now()) throw new AccountPaused(key, paused.until, paused.reason);
-    const credit = credits.get(key);
-    if (credit && credit.n > 0 && Date.now() - credit.at < CREDIT_TTL_MS) {
-      credit.n -= 1;
-      return;
+    for (;;) {
+      const paused = pausedUntil.get(key);
+      if (paused && paused.until > Date.now()) throw new AccountPaused(key, paused.until, paused.reason);
+      const credit = credits.get(key);
+      if (credit && credit.n > 0 && Date.now() - credit.at < CREDIT_TTL_MS) {
+        credit.n -= 1;
+        return;
+      }
+      const inFlight = reserving.get(key);
+      if (!inFlight) break;
+      await inFlight.catch(() => {});
     }
+    const reservation = reserveChunk(key);
+    reserving.set(key, reservation);
+    try {
+      await reservation;
+    } finally {
+      reserving.delete(key);
+    }
+  }
+
+  /** Takes a chunk of tokens from the shared bucket (or waits, or refuses); keeps all but one as credit. */
+  async function reserveChunk(key: string): Promise<void> {
     const capacity = perMinute(key);
     const perSecond = capacity / 60;
-    const chunk = Math.max(1, Math.min(20, Math.floor(perSecond / 2)));
-    await db.query(sql.unsafe`
-      insert into google_rate_limits (account_key, tokens) values (${key}, ${capacity}) on conflict do nothing`);
+    // Half a second's worth, at most 50: few round trips, little quota held by one relay.
+    const chunk = Math.max(1, Math.min(50, Math.floor(perSecond / 2)));
+    if (!bucketsCreated.has(key)) {
+      await db.query(sql.unsafe`
+        insert into google_rate_limits (account_key, tokens) values (${key}, ${capacity}) on conflict do nothing`);
+      bucketsCreated.add(key);
+    }
     // A token bucket that may go a little into debt: a negative balance is the wait before our
     // turn. Tokens are taken only when that wait is short; otherwise nothing is taken and the
     // caller hands its rows back until the bucket has refilled (taking them anyway would make
     // every retry dig the debt deeper and starve the account).
     const maxDebt = (MAX_INLINE_WAIT_MS / 1000) * perSecond;
-    const bucket = await db.one(sql.type(Bucket)`
+    const bucket = await db.maybeOne(sql.type(Bucket)`
       with current as (
         select account_key, paused_until > clock_timestamp() as paused,
                least(${capacity}::float8, tokens + extract(epoch from clock_timestamp() - refilled_at) * ${perSecond}::float8) as available
@@ -72,6 +96,11 @@ export function createRateLimiter(
       returning c.available - ${chunk} as tokens,
                 case when c.paused then (extract(epoch from g.paused_until - clock_timestamp()) * 1000)::float8 end as paused_ms,
                 g.pause_reason`);
+    if (!bucket) {
+      // The bucket row was removed behind our back (a DBA's cleanup): create it again.
+      bucketsCreated.delete(key);
+      return reserveChunk(key);
+    }
     if (bucket.paused_ms !== null) {
       const until = Date.now() + bucket.paused_ms;
       pausedUntil.set(key, { until, reason: bucket.pause_reason ?? 'rate limited' });
@@ -89,8 +118,8 @@ export function createRateLimiter(
   return {
     /** Waits for (or refuses with AccountPaused) one call's worth of quota. */
     async acquire(accountKey: string): Promise<void> {
-      await reserve(PROJECT_KEY);
-      await reserve(accountKey);
+      // Side by side: when both credits run out, one round trip of waiting, not two.
+      await Promise.all([reserve(PROJECT_KEY), reserve(accountKey)]);
     },
     /** Google said slow down: nobody calls for this account until `ms` from now. */
     async pause(accountKey: string, ms: number, reason: string): Promise<void> {

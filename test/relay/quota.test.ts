@@ -2,7 +2,9 @@
 // together stay under it, and Google never has to say "rate limit exceeded".
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
+import { z } from 'zod';
 import { sql } from '../../src/shared/db';
+import { createRateLimiter } from '../../relay/rateLimit';
 import { startRelay, type Relay } from '../../relay/relay';
 import { startEmulator, type RunningEmulator } from '../emulator/index';
 import { createTestDatabase, type TestDatabase } from '../helpers/db';
@@ -44,4 +46,13 @@ test('two relays share one per-account budget (30 calls/min: one every 2 s)', as
   const span = Math.max(...inserts) - Math.min(...inserts);
   assert.ok(span >= 5_000, `4 calls at one per 2 s span at least 6 s (allowing scheduling slack): ${span} ms`);
   assert.equal(emu.control.calls().filter((c) => c.status === 403 || c.status === 429).length, 0, 'Google never rate-limited us');
+});
+
+test('calls that find the local credit spent together wait for one reservation instead of each taking a chunk', async () => {
+  const limiter = createRateLimiter(t.db, { perAccountPerMinute: 6_000, perProjectPerMinute: 1_000_000 });
+  const key = `single-flight-${Date.now()}`;
+  // 6,000/min is 100/s: a reservation takes a chunk of 50 (half a second's worth).
+  await Promise.all(Array.from({ length: 16 }, () => limiter.acquire(key)));
+  const tokens = await t.db.oneFirst(sql.type(z.object({ tokens: z.number() }))`select tokens from google_rate_limits where account_key = ${key}`);
+  assert.ok(tokens > 5_949 && tokens <= 5_950, `one chunk of 50 taken from the full bucket of 6,000, not 16: ${tokens} left`);
 });
