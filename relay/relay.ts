@@ -14,6 +14,7 @@ import { createGoogleClient } from './google';
 import { createRelayMetrics, serveMetrics } from './metrics';
 import { claimBatch, deferRows, extendLeases, releaseRows, type ClaimedGroup } from './outbox';
 import { createRateLimiter } from './rateLimit';
+import { createRecorder } from './record';
 import { syncAppointment } from './sync';
 import { crashPoint } from './crashPoints';
 import { createWakeup } from './wakeup';
@@ -26,13 +27,24 @@ export type Relay = {
 };
 
 /**
- * Server-side TCP keepalives on our sessions: PostgreSQL notices a vanished relay within ~25 s
- * and ends its session, so no transaction or lock of a dead relay outlives its lease.
+ * Session settings of every relay connection:
+ * - Server-side TCP keepalives: PostgreSQL notices a vanished relay within ~25 s and ends its
+ *   session, so no transaction or lock of a dead relay outlives its lease.
+ * - Asynchronous commit. Everything a relay writes is progress it can redo: if PostgreSQL
+ *   crashes before flushing it, the outbox rows come back and the sync runs again, harmlessly
+ *   (deterministic event ids, 409 adopts, patches are idempotent). The changes themselves are
+ *   committed synchronously by the writers, and any later synchronous commit flushes ours too.
+ *   Not waiting for the WAL flush on every claim and result was a third of the database's
+ *   time per change (bench: IO:WalSync). The one exception, a rotated refresh token, sets
+ *   synchronous_commit back on for its own transaction (tokenStore.ts).
  */
-function withKeepalives(databaseUrl: string): string {
+function relaySessionUrl(databaseUrl: string): string {
   const url = new URL(databaseUrl);
   if (!url.searchParams.has('options')) {
-    url.searchParams.set('options', '-c tcp_keepalives_idle=10 -c tcp_keepalives_interval=5 -c tcp_keepalives_count=3');
+    url.searchParams.set(
+      'options',
+      '-c tcp_keepalives_idle=10 -c tcp_keepalives_interval=5 -c tcp_keepalives_count=3 -c synchronous_commit=off',
+    );
   }
   return url.toString();
 }
@@ -40,7 +52,7 @@ function withKeepalives(databaseUrl: string): string {
 export async function startRelay(config: RelayConfig, opts: { log?: Logger } = {}): Promise<Relay> {
   const id = config.RELAY_ID ?? `${os.hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
   const log = (opts.log ?? createLogger('relay', config.LOG_LEVEL)).child({ relay_id: id });
-  const databaseUrl = withKeepalives(config.DATABASE_URL);
+  const databaseUrl = relaySessionUrl(config.DATABASE_URL);
   const db: Db = await createDb(databaseUrl, {
     applicationName: `cassius-relay ${id}`.slice(0, 63),
     maximumPoolSize: config.RELAY_CONCURRENCY + 4,
@@ -65,6 +77,7 @@ export async function startRelay(config: RelayConfig, opts: { log?: Logger } = {
     limiter,
     metrics: { onCall: metrics.googleCall },
   });
+  const recorder = createRecorder(db, id);
   const wakeup = await createWakeup({
     databaseUrl,
     db,
@@ -109,6 +122,7 @@ export async function startRelay(config: RelayConfig, opts: { log?: Logger } = {
           db,
           google,
           limiter,
+          recorder,
           relayId: id,
           maxAttempts: config.RELAY_MAX_ATTEMPTS,
           log,
@@ -141,26 +155,53 @@ export async function startRelay(config: RelayConfig, opts: { log?: Logger } = {
   }, Math.max(1_000, Math.floor(config.RELAY_LEASE_MS / 3)));
   heartbeat.unref();
 
-  // Backlog expansion and disconnect bookkeeping, at most every half second.
+  // Backlog expansion and disconnect bookkeeping, at most every half second, beside the claim
+  // loop rather than in it: a live change's claim never waits behind it.
   // A wake-up that comes too soon still gets its maintenance, half a second later: dropping it
   // left a backlog job (e.g. from connecting an integration just after the relay's start)
   // waiting for the next poll, up to RELAY_POLL_MS (found by test/relay/chaos.listener.test.ts).
   let lastMaintenance = 0;
   let maintenanceDue: NodeJS.Timeout | null = null;
-  async function maintain(): Promise<void> {
+  let maintaining: Promise<void> | null = null;
+  let maintainAgain = false;
+  let maintenanceFailures = 0;
+  function maintain(): void {
+    if (stopping) return;
+    if (maintaining) {
+      // Asked while running: that request may concern work its queries had already passed.
+      maintainAgain = true;
+      return;
+    }
     const since = Date.now() - lastMaintenance;
     if (since < 500) {
       maintenanceDue ??= setTimeout(() => {
         maintenanceDue = null;
-        wakeup.poke();
+        maintain();
       }, 500 - since);
       return;
     }
     lastMaintenance = Date.now();
-    while (!stopping && (await expandBacklog(db))) {
-      // keep expanding while there is headroom
-    }
-    await finishDisconnects(db, tokens, config, log);
+    maintaining = (async () => {
+      while (!stopping && (await expandBacklog(db))) {
+        // keep expanding while there is headroom
+      }
+      await finishDisconnects(db, tokens, config, log);
+      maintenanceFailures = 0;
+    })()
+      .catch((error: Error) => {
+        // The claim loop backs off and reports an unreachable database; this only adds how often.
+        maintenanceFailures += 1;
+        if (maintenanceFailures === 1 || maintenanceFailures % 20 === 0) {
+          log.warn({ err: error.message, failures: maintenanceFailures }, 'backlog maintenance failed; retrying on the next wake-up');
+        }
+      })
+      .finally(() => {
+        maintaining = null;
+        if (maintainAgain) {
+          maintainAgain = false;
+          maintain();
+        }
+      });
   }
 
   // Quarantine of suspects (added after the chaos suite's poison-row test failed: a row that
@@ -190,11 +231,15 @@ export async function startRelay(config: RelayConfig, opts: { log?: Logger } = {
     return [chosen];
   }
 
+  // Claimed ahead of free slots: at most a batch, and at most twice the concurrency, so that
+  // with several relays none sits on a long queue while the others run dry.
+  const prefetch = Math.min(config.RELAY_BATCH_SIZE, 2 * config.RELAY_CONCURRENCY);
+
   const loop = (async () => {
     let failures = 0;
     while (!stopping) {
       try {
-        await maintain();
+        maintain();
         if (isolating && inFlight.size > 0) {
           await wakeup.wait();
           continue;
@@ -203,12 +248,12 @@ export async function startRelay(config: RelayConfig, opts: { log?: Logger } = {
         alone = null;
         startQueued();
         // Refill the local queue when it runs low; otherwise wait for a slot or a notification.
-        const room = config.RELAY_CONCURRENCY + config.RELAY_BATCH_SIZE - inFlight.size - queue.length;
-        if (queue.length > config.RELAY_BATCH_SIZE / 2 || room <= 0) {
+        const room = config.RELAY_CONCURRENCY + prefetch - inFlight.size - queue.length;
+        if (queue.length > prefetch / 2 || room <= 0) {
           await wakeup.wait();
           continue;
         }
-        const limit = Math.min(config.RELAY_BATCH_SIZE, room);
+        const limit = Math.min(prefetch, room);
         const claimed = await claimBatch(db, id, limit, config.RELAY_LEASE_MS);
         const claimedAt = performance.now();
         failures = 0;
@@ -237,12 +282,13 @@ export async function startRelay(config: RelayConfig, opts: { log?: Logger } = {
       stopping = true;
       wakeup.poke();
       await loop;
+      if (maintenanceDue) clearTimeout(maintenanceDue);
+      await maintaining;
       const deadline = Date.now() + drainMs;
       while (inFlight.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25));
       const unfinished = [...inFlight.values(), ...queue.splice(0).map((q) => q.group)].flatMap((g) => g.ids);
       await releaseRows(db, id, unfinished).catch(() => {});
       clearInterval(heartbeat);
-      if (maintenanceDue) clearTimeout(maintenanceDue);
       await wakeup.close();
       await new Promise<void>((resolve) => (metricsServer ? metricsServer.close(() => resolve()) : resolve()));
       await db.end();

@@ -2,8 +2,6 @@
 // and record the result in the same transaction that completes its outbox rows. The rows say
 // only "look at this appointment": the state is always read fresh, so a stale row can never
 // overwrite newer data, and several rows of one appointment cost one Google call.
-import { z } from 'zod';
-import { AppointmentRow } from '../src/appointments/sql';
 import { sql, type Db } from '../src/shared/db';
 import type { Logger } from '../src/shared/logger';
 import { describeGoogleFailure, type GoogleFailure } from '../src/integrations/google/errors';
@@ -13,75 +11,8 @@ import { eventBody, eventIdFor, GoogleCallFailed, payloadHash, type GoogleClient
 import { parkRows, retryRows, waitForReconnect, type ClaimedGroup } from './outbox';
 import { crashPoint } from './crashPoints';
 import { AccountPaused, type RateLimiter } from './rateLimit';
-
-const Integration = z.object({
-  id: z.string(),
-  organisation_id: z.string(),
-  user_id: z.string().nullable(),
-  connection_status: z.enum(['active', 'needs_reconnect', 'disconnecting', 'disconnected']),
-  account_subject: z.string().nullable(),
-  account_email: z.string().nullable(),
-  calendar_id: z.string().nullable(),
-  sync_enabled: z.boolean(),
-  connected_at: z.string().nullable(),
-});
-type Integration = z.infer<typeof Integration>;
-
-// What the relay needs of an appointment: the synced columns of the row.
-const Appointment = AppointmentRow.pick({
-  id: true,
-  organisation_id: true,
-  title: true,
-  description: true,
-  location: true,
-  starts_at: true,
-  ends_at: true,
-  time_zone: true,
-  status: true,
-});
-
-const Link = z.object({
-  integration_id: z.string(),
-  external_calendar_id: z.string(),
-  external_event_id: z.string(),
-  generation: z.number(),
-  etag: z.string().nullable(),
-  payload_hash: z.string().nullable(),
-  sync_status: z.string(),
-});
-type Link = z.infer<typeof Link>;
-
-const State = z.object({
-  appointment: Appointment.nullable(),
-  target: Integration.nullable(),
-  link: Link.nullable(),
-  link_integration: Integration.nullable(),
-});
-type State = z.infer<typeof State>;
-
-const integrationJson = (alias: string) => sql.fragment`
-  (select row_to_json(i) from (
-     select id, organisation_id, user_id, connection_status, account_subject, account_email, calendar_id, sync_enabled, connected_at
-     from calendar_integrations where id = ${sql.identifier([alias, 'integration_id'])}) i)`;
-
-async function loadState(db: Db, group: ClaimedGroup): Promise<State> {
-  // Tenant scoping: every lookup is keyed by the row's organisation as well as its ids.
-  return db.one(sql.type(State)`
-    select
-      (select row_to_json(a) from (
-         select id, organisation_id, title, description, location, starts_at, ends_at, time_zone, status
-         from appointments where id = ${group.appointmentId} and organisation_id = ${group.organisationId}) a) as appointment,
-      ${integrationJson('t')} as target,
-      (select row_to_json(l) from (
-         select integration_id, external_calendar_id, external_event_id, generation, etag, payload_hash, sync_status
-         from appointment_external_links
-         where appointment_id = ${group.appointmentId} and organisation_id = ${group.organisationId} and provider = 'google') l) as link,
-      ${integrationJson('l')} as link_integration
-    from (select 1) one
-    left join appointment_sync_targets t on t.appointment_id = ${group.appointmentId} and t.organisation_id = ${group.organisationId}
-    left join appointment_external_links l on l.appointment_id = ${group.appointmentId} and l.organisation_id = ${group.organisationId}
-                                          and l.provider = 'google'`);
-}
+import type { Completion, Recorder } from './record';
+import type { Integration } from './state';
 
 export type SyncOutcome =
   | 'created'
@@ -101,6 +32,8 @@ export type SyncDeps = {
   db: Db;
   google: GoogleClient;
   limiter: RateLimiter;
+  /** Batched writes of intents and results (relay/record.ts). */
+  recorder: Recorder;
   relayId: string;
   maxAttempts: number;
   log: Logger;
@@ -140,8 +73,7 @@ export async function syncAppointment(deps: SyncDeps, group: ClaimedGroup): Prom
     return 'parked';
   }
 
-  const state = await loadState(db, group);
-  const { appointment, target, link, link_integration: linkIntegration } = state;
+  const { appointment, target, link, link_integration: linkIntegration } = group.state;
   crashPoint('after_load', appointment?.title ?? (group.snapshot?.title as string | undefined));
 
   // Sync switched off on the integration that owns this appointment: no Google call at all.
@@ -219,7 +151,7 @@ export async function syncAppointment(deps: SyncDeps, group: ClaimedGroup): Prom
     const calendarId = calendarOf(wanted);
     if (!placement) {
       // Record the id before calling Google: an event can exist in Google only if a link names it.
-      await writeIntent(db, group, wanted, calendarId, eventId, generation);
+      await writeIntent(deps, group, wanted, calendarId, eventId, generation);
     }
     // A link Google never confirmed (no etag: written just before an insert whose answer we
     // never saw) may name an event that does not exist: insert again, and a 409 adopts it.
@@ -250,7 +182,7 @@ export async function syncAppointment(deps: SyncDeps, group: ClaimedGroup): Prom
         generation += 1;
         eventId = eventIdFor(appointment!.id, generation);
         placement = null;
-        await writeIntent(db, group, wanted, calendarId, eventId, generation);
+        await writeIntent(deps, group, wanted, calendarId, eventId, generation);
         log.info({ appointment_id: group.appointmentId, generation }, 'event gone in Google; recreating under the next id');
       }
     }
@@ -303,83 +235,40 @@ function reasonOf(error: GoogleCallFailed): string | null {
   return error.failure.reason;
 }
 
-async function writeIntent(db: Db, group: ClaimedGroup, integration: Integration, calendarId: string, eventId: string, generation: number) {
-  await db.query(sql.unsafe`
-    insert into appointment_external_links
-      (organisation_id, appointment_id, provider, integration_id, external_calendar_id, external_event_id, generation, sync_status, attempts)
-    values (${group.organisationId}, ${group.appointmentId}, 'google', ${integration.id}, ${calendarId}, ${eventId}, ${generation}, 'pending', 1)
-    on conflict (appointment_id, provider) do update set
-      integration_id = excluded.integration_id, external_calendar_id = excluded.external_calendar_id,
-      external_event_id = excluded.external_event_id, generation = excluded.generation, etag = null, payload_hash = null,
-      sync_status = 'pending', attempts = appointment_external_links.attempts + 1, updated_at = now()`);
+function writeIntent(deps: SyncDeps, group: ClaimedGroup, integration: Integration, calendarId: string, eventId: string, generation: number) {
+  return deps.recorder.intent({
+    organisationId: group.organisationId,
+    appointmentId: group.appointmentId,
+    integrationId: integration.id,
+    calendarId,
+    eventId,
+    generation,
+  });
 }
 
-type Result = {
-  /** The appointment's V1 sync_status, or null when the appointment no longer exists. */
-  status: 'synced' | 'disabled' | null;
-  link:
-    | 'keep'
-    | 'delete'
-    | 'none'
-    | { integration: Integration; calendarId: string; eventId: string; generation: number; etag: string | null; hash: string };
+type Result = Pick<Completion, 'status'> & {
+  link: 'keep' | 'delete' | 'none' | { integration: Integration; calendarId: string; eventId: string; generation: number; etag: string | null; hash: string };
 };
 
 async function finish(deps: SyncDeps, group: ClaimedGroup, result: Result, outcome: SyncOutcome): Promise<SyncOutcome> {
-  const { appointmentId, organisationId } = group;
   crashPoint('after_google');
-  const link = typeof result.link === 'object' ? result.link : null;
-  const eventId = link ? link.eventId : result.link === 'keep' ? sql.fragment`a.external_event_id` : null;
-  // One statement (so one implicit transaction) records everything, and only if this relay
-  // still holds every row's lease; otherwise its lease ran out and another relay owns the rows:
-  // that relay's result is the one to keep. Dying here is dying before the commit.
+  const link = result.link;
+  // Recorded only if this relay still holds every row's lease; otherwise its lease ran out and
+  // another relay owns the rows: that relay's result is the one to keep. Dying here is dying
+  // before the commit.
   crashPoint('before_commit');
-  const recorded = await deps.db
-    .oneFirst(sql.type(z.object({ completed: z.boolean() }))`
-      with done as (
-        delete from sync_outbox where id = any(${sql.array(group.ids, 'int8')}) and locked_by = ${deps.relayId} returning id
-      ),
-      owned as (
-        select count(*) = ${group.ids.length} as ok from done
-      ),
-      link_deleted as (
-        delete from appointment_external_links
-        where ${result.link === 'delete'} and (select ok from owned)
-          and appointment_id = ${appointmentId} and organisation_id = ${organisationId}
-      ),
-      link_written as (
-        insert into appointment_external_links
-          (organisation_id, appointment_id, provider, integration_id, external_calendar_id, external_event_id, generation,
-           etag, payload_hash, sync_status, last_synced_at, last_error, attempts)
-        select ${organisationId}, ${appointmentId}, 'google', ${link?.integration.id ?? null}, ${link?.calendarId ?? null},
-               ${link?.eventId ?? null}, ${link?.generation ?? 0}, ${link?.etag ?? null}, ${link?.hash ?? null}, 'synced', now(), null, 0
-        where ${link !== null} and (select ok from owned)
-        on conflict (appointment_id, provider) do update set
-          integration_id = excluded.integration_id, external_calendar_id = excluded.external_calendar_id,
-          external_event_id = excluded.external_event_id, generation = excluded.generation, etag = excluded.etag,
-          payload_hash = excluded.payload_hash, sync_status = 'synced', last_synced_at = now(), last_error = null,
-          attempts = 0, updated_at = now()
-      ),
-      integration_touched as (
-        -- Bookkeeping at most once a second: every relay finishing an appointment of this
-        -- integration would otherwise queue on this one row's lock.
-        update calendar_integrations set last_sync_at = now(), last_error = null
-        where ${link !== null} and (select ok from owned) and id = ${link?.integration.id ?? null}
-          and (last_sync_at is null or last_sync_at < now() - interval '1 second' or last_error is not null)
-      ),
-      appointment_written as (
-        update appointments a set
-          -- A change committed while we worked has its own outbox row: stay 'pending' for it.
-          sync_status = case when exists (
-              select 1 from sync_outbox o where o.appointment_id = ${appointmentId} and o.id <> all(${sql.array(group.ids, 'int8')}))
-            then 'pending' else ${result.status ?? 'synced'} end,
-          external_event_id = ${eventId},
-          last_synced_at = case when ${result.status ?? ''} = 'synced' then now() else a.last_synced_at end,
-          last_error = null
-        where ${result.status !== null} and (select ok from owned) and a.id = ${appointmentId} and a.organisation_id = ${organisationId}
-      )
-      select ok as completed from owned`);
-  if (!recorded) {
-    deps.log.warn({ appointment_id: appointmentId, outbox_ids: group.ids }, 'lease lost before recording; another relay owns the rows');
+  const recorded = await deps.recorder.complete({
+    organisationId: group.organisationId,
+    appointmentId: group.appointmentId,
+    ids: group.ids,
+    status: result.status,
+    link:
+      typeof link === 'object'
+        ? { integrationId: link.integration.id, calendarId: link.calendarId, eventId: link.eventId, generation: link.generation, etag: link.etag, hash: link.hash }
+        : link,
+  });
+  if (recorded === 'lease_lost') {
+    deps.log.warn({ appointment_id: group.appointmentId, outbox_ids: group.ids }, 'lease lost before recording; another relay owns the rows');
     return 'lease_lost';
   }
   return outcome;

@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 import { after, before, beforeEach, describe, test } from 'node:test';
 import { z } from 'zod';
 import { sql } from '../../src/shared/db';
+import { eventIdFor } from '../../relay/google';
 import { claimBatch, completeRows, parkRows, retryRows, waitForReconnect } from '../../relay/outbox';
 import { createTestDatabase, type TestDatabase } from '../helpers/db';
 import { createAppointment, createIntegration, createOrganisation } from '../helpers/fixtures';
@@ -97,6 +98,41 @@ describe('claimBatch', () => {
     assert.equal(revived.length, 1);
     assert.equal(revived[0]!.appointmentId, b);
     assert.equal(revived[0]!.ids.length, 2, 'the parked row comes along and is completed with it');
+  });
+});
+
+describe('what the claim hands the relay', () => {
+  const Link = z.object({ external_event_id: z.string(), external_calendar_id: z.string(), generation: z.number(), sync_status: z.string(), etag: z.string().nullable() });
+
+  test("each appointment's state, and a create's event id recorded before any Google call", async () => {
+    const org = await createOrganisation(t.db);
+    const integration = await createIntegration(t.db, org, { calendarId: 'clinic@gmail.test' });
+    const id = await createAppointment(t.db, org, { title: 'Check-up' });
+    const [group] = await claimBatch(t.db, 'relay-a', 10, 30_000);
+    assert.equal(group!.state.appointment?.title, 'Check-up');
+    assert.equal(group!.state.target?.id, integration);
+    assert.equal(group!.state.link_integration?.id, integration);
+    // The id rule is written twice (SQL in the claim, eventIdFor in the relay): they must agree.
+    const expected = { external_event_id: eventIdFor(id, 0), external_calendar_id: 'clinic@gmail.test', generation: 0, sync_status: 'pending', etag: null };
+    const { integration_id, payload_hash, ...handed } = group!.state.link!;
+    assert.deepEqual({ integration_id, payload_hash, ...handed }, { integration_id: integration, payload_hash: null, ...expected });
+    const row = await t.db.one(sql.type(Link)`
+      select external_event_id, external_calendar_id, generation, sync_status, etag from appointment_external_links where appointment_id = ${id}`);
+    assert.deepEqual(row, expected);
+  });
+
+  test('no event id is recorded when nothing is to be created', async () => {
+    const org = await createOrganisation(t.db);
+    const unconnected = await createAppointment(t.db, org); // no integration at all
+    const other = await createOrganisation(t.db);
+    await createIntegration(t.db, other, { syncEnabled: false });
+    const syncOff = await createAppointment(t.db, other);
+    const cancelled = await createAppointment(t.db, other);
+    await t.db.query(sql.unsafe`update appointments set status = 'cancelled' where id = ${cancelled}`);
+    const groups = await claimBatch(t.db, 'relay-a', 10, 30_000);
+    assert.deepEqual(new Set(groups.map((g) => g.appointmentId)), new Set([unconnected, syncOff, cancelled]));
+    assert.ok(groups.every((g) => g.state.link === null));
+    assert.equal(await t.db.oneFirst(sql.unsafe`select count(*)::int from appointment_external_links`), 0);
   });
 });
 

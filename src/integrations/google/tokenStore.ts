@@ -98,6 +98,9 @@ export function createTokenStore(
 
   async function refresh(ref: IntegrationRef, rejectedToken: string | null): Promise<string> {
     return db.transaction(async (tx) => {
+      // The relay's sessions commit asynchronously (relay/relay.ts); a refresh token Google
+      // rotated is the one write of theirs that cannot be replayed, so it waits for the disk.
+      await tx.query(sql.unsafe`set local synchronous_commit = on`);
       const row = await tx.maybeOne(sql.type(Credentials)`
         select refresh_token_ciphertext, access_token_ciphertext,
                (extract(epoch from access_token_expires_at - now()) * 1000)::float8 as valid_for_ms
