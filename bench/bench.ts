@@ -12,7 +12,7 @@ import { startBenchEmulator } from './lib/emulator';
 import { insertRate, insertTargets } from './lib/inserts';
 import { latencyRound, type LatencyResult } from './lib/latency';
 import { createTemplate, dropAllDatabases, dropTemplate, startCluster, type Template } from './lib/pg';
-import { ROOT } from './lib/procs';
+import { relayCommand, ROOT } from './lib/procs';
 import { formatProfile, summarizeProfile } from './lib/profile';
 import { PEER_BATCH_DELAY_MS, PEER_TUNING, type Ctx, type Side } from './lib/sides';
 import { sustainedRun, type XminResult } from './lib/sustained';
@@ -269,7 +269,8 @@ export async function runBench(options: BenchOptions): Promise<Results> {
       ratio: ourRss && peerRss ? round(ourRss / peerRss) : null,
       conditions:
         `peak resident set (VmHWM of /proc/<pid>/status) of the relay process over start-up and the relay_throughput drain ` +
-        `(${sizes.throughputRows} changes), node --import tsx relay/main.ts (tsx compiles TypeScript in-process); peer: the graphile-worker process, same way; ${roundsText}`,
+        `(${sizes.throughputRows} changes), the relay as \`npm run relay\` runs it: bundled by esbuild (prerelay), then \`${relayCommand().text}\`; ` +
+        `peer: the graphile-worker process, bundled the same way, plain node (default heap); ${roundsText}`,
     };
 
     // 2. Commit-to-call latency, idle system.

@@ -1,7 +1,8 @@
 // Child processes of the benchmark (relays, the peer's workers, the API server): each runs in
 // its own process so its RSS and CPU are its own. Every child is tracked and killed on exit,
 // even when the bench fails.
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { buildSync } from 'esbuild';
 import fs from 'node:fs';
 import path from 'node:path';
 import readline from 'node:readline';
@@ -33,6 +34,7 @@ export type Child = {
 
 export type SpawnOptions = {
   label: string;
+  /** A .ts file (run through tsx) or a bundled .mjs / .js file (plain node). */
   script: string;
   env: NodeJS.ProcessEnv;
   /** A line that says the child is ready; without it, the caller checks readiness itself. */
@@ -42,7 +44,9 @@ export type SpawnOptions = {
 };
 
 export function spawnChild(options: SpawnOptions): Child {
-  const child = spawn(process.execPath, [...(options.nodeArgs ?? []), '--import', 'tsx', options.script], {
+  // JavaScript (a bundle) runs as is; TypeScript through tsx, compiled in-process.
+  const loader = /\.m?js$/.test(options.script) ? [] : ['--import', 'tsx'];
+  const child = spawn(process.execPath, [...(options.nodeArgs ?? []), ...loader, options.script], {
     cwd: ROOT,
     env: options.env,
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -130,3 +134,42 @@ export function spawnChild(options: SpawnOptions): Child {
 export async function stopAll(children: readonly Child[]): Promise<void> {
   await Promise.all(children.map((c) => c.stop()));
 }
+
+/**
+ * The relay exactly as `npm run relay` runs it: bundled by the prerelay script, started with the
+ * node flags of the relay script (package.json), so the figures are the production piece's.
+ */
+export function relayCommand(): { script: string; nodeArgs: string[]; text: string } {
+  const pkg = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string> };
+  const text = pkg.scripts.relay ?? '';
+  const [node, ...args] = text.trim().split(/\s+/);
+  const script = args.pop();
+  if (node !== 'node' || !script) throw new Error(`the bench expects "relay": "node [flags] <bundle>" in package.json, found "${text}"`);
+  if (!relayBuilt) {
+    execFileSync('npm', ['run', '--silent', 'prerelay'], { cwd: ROOT, stdio: 'inherit' });
+    relayBuilt = true;
+  }
+  return { script: path.join(ROOT, script), nodeArgs: args, text };
+}
+let relayBuilt = false;
+
+/** The peer's worker bundled the same way (no flags: graphile-worker's defaults), so neither side pays for tsx. */
+export function peerScript(): string {
+  const outfile = path.join(ROOT, 'dist/bench-peer.mjs');
+  if (!peerBuilt) {
+    buildSync({
+      entryPoints: [path.join(ROOT, 'bench/peer/worker.ts')],
+      bundle: true,
+      platform: 'node',
+      target: 'node20',
+      format: 'esm',
+      packages: 'external',
+      keepNames: true,
+      logLevel: 'warning',
+      outfile,
+    });
+    peerBuilt = true;
+  }
+  return outfile;
+}
+let peerBuilt = false;

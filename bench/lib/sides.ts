@@ -9,7 +9,7 @@ import { connectGoogle, relayConfig, relayEnv } from '../../test/helpers/google'
 import type { RelayConfig } from '../../src/shared/config';
 import type { BenchEmulator } from './emulator';
 import type { BenchCluster, BenchDb, Template } from './pg';
-import { ROOT, spawnChild, type Child } from './procs';
+import { peerScript, relayCommand, spawnChild, type Child } from './procs';
 import { nowMs } from './util';
 
 export type Side = 'ours' | 'peer';
@@ -127,17 +127,19 @@ export async function startRelays(
   const relays: Child[] = [];
   for (let i = 0; i < count; i++) {
     relaySeq += 1;
-    const nodeArgs = opts.profile && ctx.profileDir ? ['--cpu-prof', `--cpu-prof-dir=${ctx.profileDir}`] : [];
+    const profile = opts.profile && ctx.profileDir ? ['--cpu-prof', `--cpu-prof-dir=${ctx.profileDir}`] : [];
+    // BENCH_RELAY_SCRIPT: measure a variant of the relay (e.g. a patched copy) instead.
+    const variant = process.env.BENCH_RELAY_SCRIPT;
+    const relay = variant ? { script: variant, nodeArgs: [] } : relayCommand();
     relays.push(
       spawnChild({
         label: `relay-${relaySeq}`,
-        // BENCH_RELAY_SCRIPT: measure a variant of the relay (e.g. a patched copy) instead.
-        script: process.env.BENCH_RELAY_SCRIPT ?? path.join(ROOT, 'relay/main.ts'),
+        script: relay.script,
         env: relayEnv(
           ourRelayConfig(ctx, bdb, { RELAY_ID: `bench-relay-${relaySeq}`, RELAY_CONCURRENCY: opts.concurrency ?? ctx.concurrency }),
         ),
         readyPattern: /relay started/,
-        nodeArgs,
+        nodeArgs: [...relay.nodeArgs, ...profile],
       }),
     );
   }
@@ -157,7 +159,7 @@ export async function startPeer(ctx: Ctx, bdb: BenchDb, mode: PeerMode, count = 
       spawnChild({
         label: `peer-${mode}`,
         nodeArgs: opts.profile && ctx.profileDir ? ['--cpu-prof', `--cpu-prof-dir=${ctx.profileDir}`] : [],
-        script: path.join(ROOT, 'bench/peer/worker.ts'),
+        script: peerScript(),
         env: {
           ...process.env,
           PEER_DATABASE_URL: bdb.url,
