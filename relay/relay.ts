@@ -17,6 +17,7 @@ import { createRateLimiter } from './rateLimit';
 import { createRecorder } from './record';
 import { syncAppointment } from './sync';
 import { crashPoint } from './crashPoints';
+import { createOutboxVacuum } from './vacuum';
 import { createWakeup } from './wakeup';
 
 export type Relay = {
@@ -78,6 +79,7 @@ export async function startRelay(config: RelayConfig, opts: { log?: Logger } = {
     metrics: { onCall: metrics.googleCall },
   });
   const recorder = createRecorder(db, id);
+  const vacuum = createOutboxVacuum(db, log);
   const wakeup = await createWakeup({
     databaseUrl,
     db,
@@ -155,8 +157,9 @@ export async function startRelay(config: RelayConfig, opts: { log?: Logger } = {
   }, Math.max(1_000, Math.floor(config.RELAY_LEASE_MS / 3)));
   heartbeat.unref();
 
-  // Backlog expansion and disconnect bookkeeping, at most every half second, beside the claim
-  // loop rather than in it: a live change's claim never waits behind it.
+  // Backlog expansion, disconnect bookkeeping and the outbox's vacuum (relay/vacuum.ts), at most
+  // every half second, beside the claim loop rather than in it: a live change's claim never
+  // waits behind it.
   // A wake-up that comes too soon still gets its maintenance, half a second later: dropping it
   // left a backlog job (e.g. from connecting an integration just after the relay's start)
   // waiting for the next poll, up to RELAY_POLL_MS (found by test/relay/chaos.listener.test.ts).
@@ -186,6 +189,7 @@ export async function startRelay(config: RelayConfig, opts: { log?: Logger } = {
         // keep expanding while there is headroom
       }
       await finishDisconnects(db, tokens, config, log);
+      await vacuum.maybeVacuum();
       maintenanceFailures = 0;
     })()
       .catch((error: Error) => {
