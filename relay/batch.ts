@@ -1,8 +1,9 @@
 // Group commit for the relay's per-appointment statements (River's batch completer,
 // graphile-worker's completeJobBatchDelay): what the appointments in flight ask for while one
-// statement runs goes out together as the next one. One change alone is sent at once (the
-// same tick's calls join it); under load the batches grow by themselves, so a drain costs a
-// few statements per batch instead of a few per change.
+// statement runs goes out together as the next one. With no window, one item alone is sent at
+// once (the same tick's items join it) and under load the batches grow by themselves. A
+// window (`delayMs`) also gathers items that trickle in while nothing runs: a relay whose
+// calls each wait on Google would otherwise send one statement per appointment.
 export type Batcher<In, Out> = {
   /** Runs `item` in the next batch; resolves with its own result, or rejects with its own error. */
   add(item: In): Promise<Out>;
@@ -16,20 +17,35 @@ export function createBatcher<In, Out>(opts: {
   maxBatch: number;
   /** Items with the same key never share a batch (one statement cannot write a row twice). */
   key(item: In): string;
+  /** How long the oldest waiting item may wait for others before its batch goes (default 0). */
+  delayMs?: number;
 }): Batcher<In, Out> {
+  const delayMs = opts.delayMs ?? 0;
   const pending: Pending<In, Out>[] = [];
+  // When the window of the pending items opened: their batch goes at most `delayMs` later.
+  let oldestAt = -Infinity;
   let running = false;
-  let scheduled = false;
+  let timer: NodeJS.Timeout | null = null;
+  let immediate: NodeJS.Immediate | null = null;
 
   function schedule(): void {
-    if (scheduled || running || pending.length === 0) return;
-    scheduled = true;
-    // setImmediate, not a microtask: the calls of this tick and the answers read in this
-    // I/O phase all join the batch.
-    setImmediate(() => {
-      scheduled = false;
-      void flush();
-    });
+    if (running || pending.length === 0 || immediate) return;
+    const wait = oldestAt + delayMs - performance.now();
+    if (wait <= 0 || pending.length >= opts.maxBatch) {
+      if (timer) clearTimeout(timer);
+      timer = null;
+      // setImmediate, not a microtask: the calls of this tick and the answers read in this
+      // I/O phase all join the batch.
+      immediate = setImmediate(() => {
+        immediate = null;
+        void flush();
+      });
+    } else {
+      timer ??= setTimeout(() => {
+        timer = null;
+        schedule();
+      }, wait);
+    }
   }
 
   function take(): Pending<In, Out>[] {
@@ -47,8 +63,12 @@ export function createBatcher<In, Out>(opts: {
   async function flush(): Promise<void> {
     if (running || pending.length === 0) return;
     running = true;
+    const batch = take();
+    // Whatever is left, or arrives while this statement runs, goes right after it: the
+    // statement's own time was its window.
+    oldestAt = -Infinity;
     try {
-      await runBatch(take());
+      await runBatch(batch);
     } finally {
       running = false;
       schedule();
@@ -78,6 +98,7 @@ export function createBatcher<In, Out>(opts: {
   return {
     add(item: In): Promise<Out> {
       return new Promise<Out>((resolve, reject) => {
+        if (pending.length === 0 && !running) oldestAt = performance.now();
         pending.push({ item, resolve, reject });
         schedule();
       });

@@ -2,6 +2,7 @@
 // sql/getJobs.ts style). State machine of a row: README "Outbox row states".
 import { z } from 'zod';
 import { sql, type Db } from '../src/shared/db';
+import type { HotPool } from './hotPool';
 import { SyncState } from './state';
 
 export const ClaimedGroup = z.object({
@@ -41,8 +42,8 @@ export type ClaimedGroup = {
  * state, in one round trip. Fairness across tenants, coalescing and the lock that serializes
  * claims: sync_outbox_claim (db/migrations/0003_claim_function.sql).
  */
-export async function claimBatch(db: Db, relayId: string, limit: number, leaseMs: number): Promise<ClaimedGroup[]> {
-  const rows = await db.any(sql.type(ClaimedGroup)`select * from sync_outbox_claim(${relayId}, ${limit}, ${leaseMs})`);
+export async function claimBatch(hot: HotPool, relayId: string, limit: number, leaseMs: number): Promise<ClaimedGroup[]> {
+  const rows = await hot.rows('sync_outbox_claim', 'select * from sync_outbox_claim($1, $2, $3)', [relayId, limit, leaseMs], ClaimedGroup);
   return rows.map((row) => ({
     appointmentId: row.appointment_id,
     organisationId: row.organisation_id,

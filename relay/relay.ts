@@ -14,6 +14,7 @@ import { createGoogleClient } from './google';
 import { createRelayMetrics, serveMetrics } from './metrics';
 import { claimBatch, deferRows, extendLeases, releaseRows, type ClaimedGroup } from './outbox';
 import { createRateLimiter } from './rateLimit';
+import { createHotPool } from './hotPool';
 import { createRecorder } from './record';
 import { syncAppointment } from './sync';
 import { crashPoint } from './crashPoints';
@@ -64,6 +65,14 @@ export async function startRelay(config: RelayConfig, opts: { log?: Logger } = {
     connectionTimeout: 10_000,
     idleTimeout: 60_000,
   });
+  // The claim and the batched results (one statement each at a time, plus a writer-blocked
+  // result recorded alone, plus intents): a few connections suffice.
+  const hot = createHotPool(databaseUrl, {
+    applicationName: `cassius-relay ${id}`.slice(0, 63),
+    max: 4,
+    statementTimeoutMs: 30_000,
+    idleInTransactionTimeoutMs: 30_000,
+  });
   const metrics = createRelayMetrics(db);
   const keyring = createKeyring(config.TOKEN_ENCRYPTION_KEY, config.TOKEN_ENCRYPTION_OLD_KEYS?.split(',') ?? []);
   const tokens = createTokenStore(db, keyring, config, { onRefresh: metrics.tokenRefresh });
@@ -78,7 +87,7 @@ export async function startRelay(config: RelayConfig, opts: { log?: Logger } = {
     limiter,
     metrics: { onCall: metrics.googleCall },
   });
-  const recorder = createRecorder(db, id);
+  const recorder = createRecorder(hot, id);
   const vacuum = createOutboxVacuum(db, log);
   const wakeup = await createWakeup({
     databaseUrl,
@@ -97,27 +106,47 @@ export async function startRelay(config: RelayConfig, opts: { log?: Logger } = {
     metricsUrl = `http://${config.RELAY_METRICS_HOST}:${address.port}/metrics`;
   }
 
+  // Groups started and not yet recorded (their leases are ours until then).
   const inFlight = new Map<string, ClaimedGroup>();
+  // Of those, how many may still call Google: RELAY_CONCURRENCY bounds this, not inFlight. A
+  // group whose calls are over frees its slot while its result waits to be recorded
+  // (relay/record.ts gathers results into one statement), so recording never idles a slot.
+  let calling = 0;
   // Claimed ahead of free slots (graphile-worker's localQueue): a claim is a serialized
   // statement, so taking a batch at a time and starting each group the moment a slot frees
   // keeps the slots busy without paying one claim per appointment. Leases cover queued groups.
+  // Live changes queue ahead of backlog (priority 0 before 1), as in the claim itself.
   const queue: { group: ClaimedGroup; claimedAt: number }[] = [];
   let stopping = false;
+
+  function enqueue(group: ClaimedGroup, claimedAt: number): void {
+    const behind = queue.findIndex((q) => q.group.priority > group.priority);
+    queue.splice(behind === -1 ? queue.length : behind, 0, { group, claimedAt });
+  }
 
   function startQueued(): void {
     // A suspect chosen to run alone (below) runs alone: nothing starts beside it. Groups queued
     // before it still run at full concurrency (blocking them too made a kill -9 of a relay with
     // a full queue drain that whole queue one group at a time: the chaos burst test, 3x slower).
-    while (!stopping && !(alone !== null && inFlight.has(alone)) && inFlight.size < config.RELAY_CONCURRENCY && queue.length > 0) {
+    while (!stopping && !(alone !== null && inFlight.has(alone)) && calling < config.RELAY_CONCURRENCY && queue.length > 0) {
       const { group, claimedAt } = queue.shift()!;
       inFlight.set(group.appointmentId, group);
+      calling += 1;
       void processGroup(group, claimedAt);
     }
-    metrics.setInFlight(inFlight.size);
+    metrics.setInFlight(calling);
   }
 
   async function processGroup(group: ClaimedGroup, claimedAt: number): Promise<void> {
     let firstCall = true;
+    let slotHeld = true;
+    const releaseSlot = () => {
+      if (!slotHeld) return;
+      slotHeld = false;
+      calling -= 1;
+      startQueued();
+      wakeup.poke(); // room in the local queue: claim more
+    };
     try {
       const outcome = await syncAppointment(
         {
@@ -133,6 +162,7 @@ export async function startRelay(config: RelayConfig, opts: { log?: Logger } = {
             firstCall = false;
             metrics.commitToCall((group.ageMs + performance.now() - claimedAt) / 1000);
           },
+          onGoogleDone: releaseSlot,
         },
         group,
       );
@@ -145,7 +175,9 @@ export async function startRelay(config: RelayConfig, opts: { log?: Logger } = {
       log.error({ appointment_id: group.appointmentId, outbox_ids: group.ids, err: (error as Error).message }, 'could not record a sync result');
     } finally {
       inFlight.delete(group.appointmentId);
+      releaseSlot();
       startQueued();
+      // Recorded: a change to this appointment that arrived meanwhile is claimable now.
       wakeup.poke();
     }
   }
@@ -235,9 +267,10 @@ export async function startRelay(config: RelayConfig, opts: { log?: Logger } = {
     return [chosen];
   }
 
-  // Claimed ahead of free slots: at most a batch, and at most twice the concurrency, so that
-  // with several relays none sits on a long queue while the others run dry.
-  const prefetch = Math.min(config.RELAY_BATCH_SIZE, 2 * config.RELAY_CONCURRENCY);
+  // Claimed ahead of free slots: at most a batch, and about twice the concurrency, so that
+  // with several relays none sits on a long queue while the others run dry; but at least 16,
+  // so that a relay with few slots does not pay one claim per two or three appointments.
+  const prefetch = Math.min(config.RELAY_BATCH_SIZE, Math.max(4 * config.RELAY_CONCURRENCY, 16));
 
   const loop = (async () => {
     let failures = 0;
@@ -252,17 +285,17 @@ export async function startRelay(config: RelayConfig, opts: { log?: Logger } = {
         alone = null;
         startQueued();
         // Refill the local queue when it runs low; otherwise wait for a slot or a notification.
-        const room = config.RELAY_CONCURRENCY + prefetch - inFlight.size - queue.length;
+        const room = config.RELAY_CONCURRENCY + prefetch - calling - queue.length;
         if (queue.length > prefetch / 2 || room <= 0) {
           await wakeup.wait();
           continue;
         }
         const limit = Math.min(prefetch, room);
-        const claimed = await claimBatch(db, id, limit, config.RELAY_LEASE_MS);
+        const claimed = await claimBatch(hot, id, limit, config.RELAY_LEASE_MS);
         const claimedAt = performance.now();
         failures = 0;
         if (claimed.length > 0) crashPoint('after_claim');
-        for (const group of await isolateSuspects(claimed)) queue.push({ group, claimedAt });
+        for (const group of await isolateSuspects(claimed)) enqueue(group, claimedAt);
         startQueued();
         // Never sleep after a full batch: there is probably more.
         if (claimed.length < limit && !isolating) await wakeup.wait();
@@ -295,6 +328,7 @@ export async function startRelay(config: RelayConfig, opts: { log?: Logger } = {
       clearInterval(heartbeat);
       await wakeup.close();
       await new Promise<void>((resolve) => (metricsServer ? metricsServer.close(() => resolve()) : resolve()));
+      await hot.end();
       await db.end();
       log.info({ released: unfinished.length }, 'relay stopped');
     },

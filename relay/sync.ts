@@ -39,6 +39,8 @@ export type SyncDeps = {
   log: Logger;
   /** Called once, just before the first Google call of this appointment (latency metric). */
   onFirstCall?: () => void;
+  /** Called when this appointment will make no more Google calls: only recording is left. */
+  onGoogleDone?: () => void;
 };
 
 const auth = (i: Integration): IntegrationAuth => ({ id: i.id, organisationId: i.organisation_id, accountKey: i.account_subject ?? i.id });
@@ -251,6 +253,7 @@ type Result = Pick<Completion, 'status'> & {
 };
 
 async function finish(deps: SyncDeps, group: ClaimedGroup, result: Result, outcome: SyncOutcome): Promise<SyncOutcome> {
+  deps.onGoogleDone?.();
   crashPoint('after_google');
   const link = result.link;
   // Recorded only if this relay still holds every row's lease; otherwise its lease ran out and
@@ -275,6 +278,7 @@ async function finish(deps: SyncDeps, group: ClaimedGroup, result: Result, outco
 }
 
 async function handleFailure(deps: SyncDeps, group: ClaimedGroup, error: unknown): Promise<SyncOutcome> {
+  deps.onGoogleDone?.();
   const { db, relayId, log } = deps;
   const { appointmentId, organisationId, ids } = group;
   const context = { appointment_id: appointmentId, organisation_id: organisationId, outbox_ids: ids };

@@ -3,8 +3,10 @@
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { createDb, type Db } from '../../src/shared/db';
+import { createHotPool, type HotPool } from '../../relay/hotPool';
 
-export type TestDatabase = { url: string; name: string; db: Db; drop(): Promise<void> };
+/** `hot`: the relay's plain pool for its per-change statements (relay/hotPool.ts). */
+export type TestDatabase = { url: string; name: string; db: Db; hot: HotPool; drop(): Promise<void> };
 
 function adminUrl(): string {
   const url = process.env.TEST_ADMIN_DATABASE_URL;
@@ -30,11 +32,14 @@ export async function createTestDatabase(): Promise<TestDatabase> {
   const url = new URL(adminUrl());
   url.pathname = `/${name}`;
   const db = await createDb(url.toString(), { maximumPoolSize: 10 });
+  const hot = createHotPool(url.toString(), { applicationName: 'cassius-test', max: 4, statementTimeoutMs: 30_000, idleInTransactionTimeoutMs: 30_000 });
   return {
     url: url.toString(),
     name,
     db,
+    hot,
     async drop() {
+      await hot.end();
       await db.end();
       await adminQuery(`drop database if exists ${name} with (force)`);
     },

@@ -49,3 +49,32 @@ test("one item's failure is its own: its batch-mates are recorded alone", async 
   );
   assert.deepEqual(batches, [['a', 'bad', 'b'], ['a'], ['bad'], ['b']]);
 });
+
+test('with a window, items that trickle in while nothing runs share one statement; a full batch goes at once', async () => {
+  const batches: string[][] = [];
+  const windowed = (delayMs: number) =>
+    createBatcher<string, string>({
+      maxBatch: 4,
+      key: (item) => item,
+      delayMs,
+      run: async (items) => {
+        batches.push(items);
+        return items.map((i) => `done ${i}`);
+      },
+    });
+  const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+  const batcher = windowed(1_500);
+  const trickle: Promise<string>[] = [];
+  for (const item of ['a', 'b', 'c']) {
+    trickle.push(batcher.add(item));
+    await sleep(5); // each arrives alone, in its own tick
+  }
+  assert.deepEqual(batches, [], 'nothing is sent before the window ends');
+  assert.deepEqual(await Promise.all(trickle), ['done a', 'done b', 'done c']);
+  assert.deepEqual(batches, [['a', 'b', 'c']]);
+
+  // A full batch does not wait for its window (a minute here: the test would time out).
+  const full = windowed(60_000);
+  assert.deepEqual(await Promise.all(['d', 'e', 'f', 'g'].map((i) => full.add(i))), ['done d', 'done e', 'done f', 'done g']);
+  assert.deepEqual(batches.at(-1), ['d', 'e', 'f', 'g']);
+});

@@ -31,7 +31,7 @@ describe('claimBatch', () => {
     const small = await createOrganisation(t.db, 'Small');
     await bulk(big, 5000);
     const lone = await createAppointment(t.db, small);
-    const groups = await claimBatch(t.db, 'relay-a', 10, 30_000);
+    const groups = await claimBatch(t.hot, 'relay-a', 10, 30_000);
     assert.equal(groups.length, 10);
     assert.ok(groups.some((g) => g.appointmentId === lone), 'the small tenant is served in the first batch');
   });
@@ -42,7 +42,7 @@ describe('claimBatch', () => {
     await bulk(a, 50);
     await t.db.query(sql.unsafe`update sync_outbox set priority = 1`); // A's rows are backlog
     const live = await createAppointment(t.db, b);
-    const groups = await claimBatch(t.db, 'relay-a', 1, 30_000);
+    const groups = await claimBatch(t.hot, 'relay-a', 1, 30_000);
     assert.deepEqual(groups.map((g) => g.appointmentId), [live]);
   });
 
@@ -50,22 +50,22 @@ describe('claimBatch', () => {
     const org = await createOrganisation(t.db);
     const id = await createAppointment(t.db, org);
     for (let i = 0; i < 3; i++) await t.db.query(sql.unsafe`update appointments set title = ${`t${i}`} where id = ${id}`);
-    const [first, second] = await Promise.all([claimBatch(t.db, 'relay-a', 10, 30_000), claimBatch(t.db, 'relay-b', 10, 30_000)]);
+    const [first, second] = await Promise.all([claimBatch(t.hot, 'relay-a', 10, 30_000), claimBatch(t.hot, 'relay-b', 10, 30_000)]);
     const winners = [first, second].filter((g) => g.length > 0);
     assert.equal(winners.length, 1, 'exactly one relay got the appointment');
     assert.equal(winners[0]![0]!.ids.length, 4, 'insert + 3 updates coalesced');
     // A change arriving while it is leased waits for the lease holder, not a second relay.
     await t.db.query(sql.unsafe`update appointments set title = 'later' where id = ${id}`);
-    assert.deepEqual(await claimBatch(t.db, 'relay-c', 10, 30_000), []);
+    assert.deepEqual(await claimBatch(t.hot, 'relay-c', 10, 30_000), []);
   });
 
   test("a dead relay's lease runs out and its rows are claimed again, attempts counted", async () => {
     const org = await createOrganisation(t.db);
     const id = await createAppointment(t.db, org);
-    const [claimed] = await claimBatch(t.db, 'relay-dead', 10, 50);
+    const [claimed] = await claimBatch(t.hot, 'relay-dead', 10, 50);
     assert.equal(claimed!.attempts, 1);
     await new Promise((r) => setTimeout(r, 120));
-    const [reclaimed] = await claimBatch(t.db, 'relay-b', 10, 30_000);
+    const [reclaimed] = await claimBatch(t.hot, 'relay-b', 10, 30_000);
     assert.equal(reclaimed!.appointmentId, id);
     assert.equal(reclaimed!.attempts, 2);
     // The dead relay cannot complete rows it no longer owns.
@@ -80,21 +80,21 @@ describe('claimBatch', () => {
     await t.db.query(sql.unsafe`update calendar_integrations set connection_status = 'needs_reconnect' where id = ${integration}`);
     await t.db.query(sql.unsafe`truncate sync_backlog`);
     const [a, b, c] = [await createAppointment(t.db, org), await createAppointment(t.db, org), await createAppointment(t.db, org)];
-    const groups = await claimBatch(t.db, 'r', 10, 30_000);
+    const groups = await claimBatch(t.hot, 'r', 10, 30_000);
     const byId = new Map(groups.map((g) => [g.appointmentId, g.ids]));
     await t.db.transaction(async (tx) => {
       await retryRows(tx, 'r', byId.get(a)!, 60_000, 'HTTP 503');
       await parkRows(tx, 'r', byId.get(b)!, 'Google 400');
       await waitForReconnect(tx, 'r', byId.get(c)!, integration, 'invalid_grant');
     });
-    assert.deepEqual(await claimBatch(t.db, 'r2', 10, 30_000), []);
+    assert.deepEqual(await claimBatch(t.hot, 'r2', 10, 30_000), []);
     const Row = z.object({ attempts: z.number(), failed: z.boolean(), waiting: z.boolean() });
     const c0 = await t.db.one(sql.type(Row)`
       select attempts, failed_at is not null as failed, waiting_for_integration_id is not null as waiting from sync_outbox where appointment_id = ${c}`);
     assert.deepEqual(c0, { attempts: 0, failed: false, waiting: true }, 'waiting does not consume an attempt');
     // Retry / a new change of the parked appointment revives its dead letter with it.
     await t.db.query(sql.unsafe`insert into sync_outbox (organisation_id, appointment_id, operation) values (${org}, ${b}, 'resync')`);
-    const revived = await claimBatch(t.db, 'r2', 10, 30_000);
+    const revived = await claimBatch(t.hot, 'r2', 10, 30_000);
     assert.equal(revived.length, 1);
     assert.equal(revived[0]!.appointmentId, b);
     assert.equal(revived[0]!.ids.length, 2, 'the parked row comes along and is completed with it');
@@ -108,7 +108,7 @@ describe('what the claim hands the relay', () => {
     const org = await createOrganisation(t.db);
     const integration = await createIntegration(t.db, org, { calendarId: 'clinic@gmail.test' });
     const id = await createAppointment(t.db, org, { title: 'Check-up' });
-    const [group] = await claimBatch(t.db, 'relay-a', 10, 30_000);
+    const [group] = await claimBatch(t.hot, 'relay-a', 10, 30_000);
     assert.equal(group!.state.appointment?.title, 'Check-up');
     assert.equal(group!.state.target?.id, integration);
     assert.equal(group!.state.link_integration?.id, integration);
@@ -129,7 +129,7 @@ describe('what the claim hands the relay', () => {
     const syncOff = await createAppointment(t.db, other);
     const cancelled = await createAppointment(t.db, other);
     await t.db.query(sql.unsafe`update appointments set status = 'cancelled' where id = ${cancelled}`);
-    const groups = await claimBatch(t.db, 'relay-a', 10, 30_000);
+    const groups = await claimBatch(t.hot, 'relay-a', 10, 30_000);
     assert.deepEqual(new Set(groups.map((g) => g.appointmentId)), new Set([unconnected, syncOff, cancelled]));
     assert.ok(groups.every((g) => g.state.link === null));
     assert.equal(await t.db.oneFirst(sql.unsafe`select count(*)::int from appointment_external_links`), 0);

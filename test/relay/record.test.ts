@@ -26,7 +26,7 @@ async function claimThree(): Promise<ClaimedGroup[]> {
   integration = await createIntegration(t.db, org);
   await t.db.query(sql.unsafe`truncate sync_backlog`);
   for (let i = 0; i < 3; i++) await createAppointment(t.db, org, { title: `Visit ${i}` });
-  const groups = await claimBatch(t.db, 'relay-a', 10, 30_000);
+  const groups = await claimBatch(t.hot, 'relay-a', 10, 30_000);
   assert.equal(groups.length, 3);
   return groups;
 }
@@ -50,7 +50,7 @@ const stateOf = (id: string) =>
 
 test('results of several appointments are recorded together: rows gone, links and V1 columns written', async () => {
   const groups = await claimThree();
-  const recorder = createRecorder(t.db, 'relay-a');
+  const recorder = createRecorder(t.hot, 'relay-a');
   assert.deepEqual(await Promise.all(groups.map((g) => recorder.complete(synced(g)))), ['recorded', 'recorded', 'recorded']);
   for (const g of groups) {
     assert.deepEqual(await stateOf(g.appointmentId), {
@@ -67,7 +67,7 @@ test('a relay whose lease was taken over records nothing', async () => {
   const groups = await claimThree();
   const [lost, ...kept] = groups;
   await t.db.query(sql.unsafe`update sync_outbox set locked_by = 'relay-b' where appointment_id = ${lost!.appointmentId}`);
-  const recorder = createRecorder(t.db, 'relay-a');
+  const recorder = createRecorder(t.hot, 'relay-a');
   assert.deepEqual(await Promise.all(groups.map((g) => recorder.complete(synced(g)))), ['lease_lost', 'recorded', 'recorded']);
   assert.deepEqual(await stateOf(lost!.appointmentId), { sync_status: 'pending', external_event_id: null, link_status: 'pending', etag: null, rows: 1 });
   for (const g of kept) assert.equal((await stateOf(g.appointmentId)).rows, 0);
@@ -82,7 +82,7 @@ test('an appointment a writer holds is recorded once the writer commits; the oth
     // A backend transaction that has written the appointment and is still open.
     await writer.query('begin');
     await writer.query(`update appointments set description = 'edited' where id = $1`, [held!.appointmentId]);
-    const recorder = createRecorder(t.db, 'relay-a');
+    const recorder = createRecorder(t.hot, 'relay-a');
     let heldDone = false;
     const heldResult = recorder.complete(synced(held!)).then((r) => {
       heldDone = true;
