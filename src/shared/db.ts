@@ -15,13 +15,15 @@ export { sql };
 export type { DatabasePool };
 export type Db = DatabasePool;
 
-// Validates every row of a `sql.type(zodSchema)` query against its schema.
+// Validates every row of a `sql.type(zodSchema)` query against its schema. Synchronously: our
+// schemas have no async refinements, and slonik runs an async row transform through a promise
+// limiter (p-limit) with a promise per row.
 const resultParser: Interceptor = {
   name: 'zod-result-parser',
-  transformRowAsync: async (context, query, row) => {
+  transformRow: (context, query, row) => {
     const { resultParser: schema } = context;
     if (!schema) return row;
-    const parsed = await schema.safeParseAsync(row);
+    const parsed = schema.safeParse(row);
     if (!parsed.success) throw new SchemaValidationError(query, row, parsed.error.issues);
     return parsed.data as QueryResultRow;
   },
