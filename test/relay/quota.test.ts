@@ -56,3 +56,28 @@ test('calls that find the local credit spent together wait for one reservation i
   const tokens = await t.db.oneFirst(sql.type(z.object({ tokens: z.number() }))`select tokens from google_rate_limits where account_key = ${key}`);
   assert.ok(tokens > 5_949 && tokens <= 5_950, `one chunk of 50 taken from the full bucket of 6,000, not 16: ${tokens} left`);
 });
+
+test('half the credit spent: the next chunk is reserved in the background, before any call needs it', async () => {
+  // Count the reservations (the bucket's own figure also moves with its refill).
+  let reservations = 0;
+  const counted = new Proxy(t.db, {
+    get(target, prop) {
+      const value = Reflect.get(target, prop) as unknown;
+      if (typeof value !== 'function') return value;
+      if (prop === 'maybeOne') return (...args: unknown[]) => ((reservations += 1), (value as (...a: unknown[]) => unknown).apply(target, args));
+      return (value as (...a: unknown[]) => unknown).bind(target);
+    },
+  });
+  // 6,000/min is 100/s: chunks of 50 for the account, and for the project too.
+  const limiter = createRateLimiter(counted, { perAccountPerMinute: 6_000, perProjectPerMinute: 1_000_000 });
+  const key = `top-up-${Date.now()}`;
+  for (let i = 0; i < 24; i++) await limiter.acquire(key); // 26 of the first chunk left
+  assert.equal(reservations, 2, 'one chunk for the account, one for the project');
+  await limiter.acquire(key); // 25 left: half spent
+  const deadline = Date.now() + 10_000;
+  while (reservations < 4 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+  assert.equal(reservations, 4, 'the next chunks (account and project) were reserved before the credit ran out');
+  // 45 more calls use that credit (30 of 75 left): no call waits, nothing more is reserved.
+  for (let i = 0; i < 45; i++) await limiter.acquire(key);
+  assert.equal(reservations, 4);
+});
