@@ -48,7 +48,7 @@ export function createRelayMetrics(db: Db) {
   });
   const inFlight = new client.Gauge({
     name: 'cassius_relay_in_flight_appointments',
-    help: 'Appointments this relay is syncing right now',
+    help: 'Appointments whose Google calls are running in this relay now (at most RELAY_CONCURRENCY)',
     registers: [registry],
   });
   const Depth = z.object({ pending: z.number(), failed: z.number(), waiting: z.number(), oldest_seconds: z.number().nullable() });

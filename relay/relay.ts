@@ -270,7 +270,7 @@ export async function startRelay(config: RelayConfig, opts: { log?: Logger } = {
   // Claimed ahead of free slots: at most a batch, and about twice the concurrency, so that
   // with several relays none sits on a long queue while the others run dry; but at least 16,
   // so that a relay with few slots does not pay one claim per two or three appointments.
-  const prefetch = Math.min(config.RELAY_BATCH_SIZE, Math.max(4 * config.RELAY_CONCURRENCY, 16));
+  const prefetch = Math.min(config.RELAY_BATCH_SIZE, Math.max(2 * config.RELAY_CONCURRENCY, 16));
 
   const loop = (async () => {
     let failures = 0;
