@@ -100,6 +100,8 @@ export class GoogleCallFailed extends Error {
 
 export type IntegrationAuth = { id: string; organisationId: string; accountKey: string };
 
+type CallOptions = ReturnType<typeof bearer> & { signal: AbortSignal };
+
 export type CallMetrics = {
   onCall(method: string, status: number | 'error', seconds: number): void;
 };
@@ -113,6 +115,8 @@ export function createGoogleClient(deps: {
   metrics: CallMetrics;
   /** Quick in-call retries of transient failures (between calls the outbox backs off). */
   retries?: number;
+  /** A call without an answer after this long is abandoned (a transient failure). */
+  timeoutMs: number;
 }) {
   const { api, tokens, limiter, metrics } = deps;
   // Access tokens cached in memory only, until shortly before they expire or Google refuses one.
@@ -130,21 +134,28 @@ export function createGoogleClient(deps: {
     return fresh;
   }
 
-  async function call<T>(auth: IntegrationAuth, method: string, fn: (options: ReturnType<typeof bearer>) => Promise<T>): Promise<T> {
+  async function call<T>(auth: IntegrationAuth, method: string, fn: (options: CallOptions) => Promise<T>): Promise<T> {
     return pRetry(
       async () => {
         await limiter.acquire(auth.accountKey);
         let accessToken = await token(auth);
         const timed = async () => {
           const started = performance.now();
+          // Our own timer, cleared when the answer is in: the library's `timeout` option makes
+          // an AbortSignal.timeout that fires GOOGLE_TIMEOUT_MS after every call, answered or
+          // not, and builds a DOMException each time (5-8 % of the relay's CPU in a drain).
+          const abandon = new AbortController();
+          const timer = setTimeout(() => abandon.abort(), deps.timeoutMs);
           try {
-            const result = await fn(bearer(accessToken));
+            const result = await fn({ ...bearer(accessToken), signal: abandon.signal });
             metrics.onCall(method, (result as { status?: number }).status ?? 200, (performance.now() - started) / 1000);
             return result;
           } catch (error) {
             const failure = classifyGoogleError(error);
             metrics.onCall(method, failure.status ?? 'error', (performance.now() - started) / 1000);
             throw new GoogleCallFailed(failure);
+          } finally {
+            clearTimeout(timer);
           }
         };
         try {

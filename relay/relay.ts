@@ -82,7 +82,8 @@ export async function startRelay(config: RelayConfig, opts: { log?: Logger } = {
     metrics.rateLimitWait,
   );
   const google = createGoogleClient({
-    api: createCalendarApi(config.GOOGLE_API_URL, config.GOOGLE_TIMEOUT_MS),
+    api: createCalendarApi(config.GOOGLE_API_URL, null),
+    timeoutMs: config.GOOGLE_TIMEOUT_MS,
     tokens,
     limiter,
     metrics: { onCall: metrics.googleCall },

@@ -296,6 +296,16 @@ describe('errors', () => {
     assert.equal(live(email).length, 1);
   });
 
+  test('a call Google never answers is abandoned after GOOGLE_TIMEOUT_MS (5 s here) and retried: one event', async () => {
+    const { org, email } = await clinic();
+    // The first insert hangs for a minute; the relay must not wait for it.
+    emu.control.addFault({ method: 'POST', pathPrefix: `/calendar/v3/calendars/${encodeURIComponent(email)}/events`, latencyMs: 60_000, count: 1 });
+    const id = await createAppointment(t.db, org, { title: 'Hung call' });
+    // Synced well before the hung call could have answered: it was abandoned and sent again.
+    await waitFor(async () => (await syncOf(id)).sync_status === 'synced', 20_000, 'synced after the hung call was abandoned');
+    assert.deepEqual(live(email).map((e) => e.summary), ['Hung call']);
+  });
+
   test('a rate limit pauses the account for every relay, then everything syncs', async () => {
     const { org, email } = await clinic();
     emu.control.addFault({ pathPrefix: `/calendar/v3/calendars/${encodeURIComponent(email)}/events`, status: 429, reason: 'rateLimitExceeded', count: 1, retryAfterS: 1 });

@@ -5,9 +5,10 @@ import { calendar, type calendar_v3 } from '@googleapis/calendar';
 
 export type CalendarApi = calendar_v3.Calendar;
 
-export function createCalendarApi(apiUrl: string, timeoutMs = 15_000): CalendarApi {
+/** `timeoutMs` null: the caller abandons its calls itself (the relay: relay/google.ts). */
+export function createCalendarApi(apiUrl: string, timeoutMs: number | null = 15_000): CalendarApi {
   // The library keeps only the origin of rootUrl (google-api.md §8.1).
-  return calendar({ version: 'v3', rootUrl: apiUrl, retry: false, timeout: timeoutMs });
+  return calendar({ version: 'v3', rootUrl: apiUrl, retry: false, ...(timeoutMs === null ? {} : { timeout: timeoutMs }) });
 }
 
 export function bearer(accessToken: string) {
