@@ -27,117 +27,176 @@ export type DrainResult = {
   duplicates: number;
 };
 
-export async function drainRound(
+export type DrainOptions = {
+  rows: number;
+  timeoutMs?: number;
+  /** Every Google call of the measured drain delayed this long. */
+  googleLatencyMs?: number;
+  /** Statement and transaction counts (waits ~1 s for the processes' statistics); default true. */
+  counters?: boolean;
+};
+
+/**
+ * One side's processes on a database of their own, warmed up, ready to drain queues one after
+ * another: the rounds of a figure reuse them (starting processes and warming them up cost a
+ * few seconds a round), each round inserting new appointments into the same database.
+ */
+export type Drainer = { drain(opts: DrainOptions): Promise<DrainResult>; close(): Promise<void> };
+
+export async function startDrainer(
   ctx: Ctx,
   side: Side,
-  opts: { rows: number; processes?: number; mode?: PeerMode; profile?: boolean; timeoutMs?: number; concurrency?: number },
-): Promise<DrainResult> {
+  opts: { processes?: number; mode?: PeerMode; profile?: boolean; concurrency?: number; warmupRows?: number } = {},
+): Promise<Drainer> {
+  const processes = opts.processes ?? 1;
   const bdb = await cloneDatabase(ctx.cluster, ctx.templates[side], `${side}_drain`);
   let procs: Child[] = [];
-  const tenant = await createTenant(ctx, bdb);
   let client: pg.Client | null = null;
-  try {
-    procs =
-      side === 'ours'
-        ? await startRelays(ctx, bdb, opts.processes ?? 1, { profile: opts.profile ?? false, concurrency: opts.concurrency })
-        : await startPeer(ctx, bdb, opts.mode ?? 'unbatched', opts.processes ?? 1, { profile: opts.profile ?? false });
-    // Our own setup sessions end here, so their statistics are flushed before we count.
-    await bdb.quiesce();
-    client = new pg.Client({ connectionString: bdb.url, application_name: 'cassius-bench' });
-    await client.connect();
-    ctx.emu.clearReceived();
-    await sleep(1_200); // statistics of the processes' start-up are flushed (at most 1 s late)
-    const cpuBefore = procs.map((p) => p.cpuSeconds() ?? 0);
-    const writesBefore = procs.map((p) => p.syscalls()?.writes ?? null);
-    const machineBefore = machineCpu();
-    const benchBefore = process.cpuUsage();
-    const breakdown = Boolean(process.env.BENCH_STATEMENTS) && ctx.cluster.statements;
-    if (breakdown) {
-      await ctx.cluster.admin.query(`select pg_stat_statements_reset(0, (select oid from pg_database where datname = $1), 0)`, [bdb.name]);
-    }
-    const before = await dbCounters(ctx.cluster, bdb.name);
-    let own = 0;
-    const waits = new Map<string, number>();
-    const sampler = process.env.BENCH_WAITS
-      ? setInterval(() => {
-          void ctx.cluster.admin
-            .query(
-              `select coalesce(wait_event_type, 'CPU') || ':' || coalesce(wait_event, state) ||
-                      case when wait_event_type = 'Lock' then ' (' || left(regexp_replace(query, '\\s+', ' ', 'g'), 60) || ')' else '' end as w
-               from pg_stat_activity where datname = $1 and state <> 'idle'`,
-              [bdb.name],
-            )
-            .then((r) => r.rows.forEach((row: { w: string }) => waits.set(row.w, (waits.get(row.w) ?? 0) + 1)));
-        }, 50)
-      : null;
-    const t0 = await bulkInsert(client, tenant.organisationId, opts.rows);
-    own += 1;
-    const timeoutMs = opts.timeoutMs ?? 300_000;
-    await until(() => ctx.emu.received.size >= opts.rows, timeoutMs, `${opts.rows} appointments to reach Google (${side})`, 10);
-    const c = client;
-    await until(
-      async () => {
-        own += 1;
-        return Boolean((await c.query(drainedQuery[side])).rows[0]?.done);
-      },
-      timeoutMs,
-      `the ${side} queue to drain`,
-      5,
-    );
-    const t1 = nowMs();
-    const machineAfter = machineCpu();
-    const bench = process.cpuUsage(benchBefore);
-    if (sampler) {
-      clearInterval(sampler);
-      const top = [...waits.entries()].sort((a, b) => b[1] - a[1]).slice(0, 10);
-      log(`  ${side} ${opts.mode ?? ''} PostgreSQL wait events (samples every 50 ms): ${top.map(([w, n]) => `${w} ${n}`).join(', ')}`);
-    }
-    const peakRssMb = procs[0]?.peakRssMb() ?? null;
-    const cpu = procs.map((p, i) => (p.cpuSeconds() ?? 0) - (cpuBefore[i] ?? 0)).reduce((a, b) => a + b, 0);
-    const writes = procs.map((p, i) => {
-      const now = p.syscalls()?.writes;
-      const before = writesBefore[i];
-      return now === undefined || before === null || before === undefined ? null : now - before;
-    });
-    const writeSyscallsPerRow = writes.every((w) => w !== null) ? (writes as number[]).reduce((a, b) => a + b, 0) / opts.rows : null;
-    await client.end();
+  const close = async () => {
+    await client?.end().catch(() => {});
     client = null;
     await Promise.all(procs.map((p) => p.stop()));
     procs = [];
-    await sleep(300); // ended sessions flush their statistics on exit
-    const after = await dbCounters(ctx.cluster, bdb.name);
-    if (breakdown) {
-      const top = await ctx.cluster.admin.query(
-        `select calls::float8 / $2 as per_row, mean_exec_time as ms, mean_plan_time as plan_ms, left(regexp_replace(query, '\\s+', ' ', 'g'), 90) as q
-         from pg_stat_statements s join pg_database d on d.oid = s.dbid where d.datname = $1 order by calls desc limit 14`,
-        [bdb.name, opts.rows],
-      );
-      log(
-        `  ${side} ${opts.mode ?? ''} statements per row (mean execution + planning ms): ` +
-          top.rows
-            .map((r: { per_row: number; ms: number; plan_ms: number; q: string }) => `\n    ${r.per_row.toFixed(3)}  ${r.ms.toFixed(2)} + ${r.plan_ms.toFixed(2)} ms  ${r.q}`)
-            .join(''),
-      );
-    }
-    const seconds = (t1 - t0) / 1000;
-    return {
-      rowsPerSecond: opts.rows / seconds,
-      seconds,
-      peakRssMb,
-      cpuSeconds: cpu,
-      statementsPerRow:
-        before.statements === null || after.statements === null ? null : (after.statements - before.statements - own) / opts.rows,
-      commitsPerRow: (after.commits - before.commits - own) / opts.rows,
-      writeSyscallsPerRow,
-      machineCpuMsPerRow: ((machineAfter.busy - machineBefore.busy) * 1000) / opts.rows,
-      emulatorCpuMsPerRow: (bench.user + bench.system) / 1000 / opts.rows,
-      machineBusy: (machineAfter.busy - machineBefore.busy) / Math.max(1e-9, machineAfter.total - machineBefore.total),
-      duplicates: collectDuplicates(ctx, side, [tenant]),
-    };
-  } finally {
-    await client?.end().catch(() => {});
-    await Promise.all(procs.map((p) => p.stop()));
     ctx.emu.clearReceived();
     await bdb.drop();
+  };
+  try {
+    const tenant = await createTenant(ctx, bdb);
+    procs =
+      side === 'ours'
+        ? await startRelays(ctx, bdb, processes, { profile: opts.profile ?? false, concurrency: opts.concurrency })
+        : await startPeer(ctx, bdb, opts.mode ?? 'tuned', processes, { profile: opts.profile ?? false });
+    client = new pg.Client({ connectionString: bdb.url, application_name: 'cassius-bench' });
+    await client.connect();
+    const c = client;
+    const drained = async () => Boolean((await c.query(drainedQuery[side])).rows[0]?.done);
+    // Warm-up (Ctx.warmupRows): a drain measures the steady state, and 4 fresh relays do not
+    // each pay for compiling their code inside a 4-relay figure.
+    // (Counted per organisation: two sides may warm up at the same time.)
+    const warmup = opts.warmupRows ?? ctx.warmupRows * processes;
+    if (warmup > 0) {
+      await bulkInsert(c, tenant.organisationId, warmup);
+      await until(() => ctx.emu.receivedFor(tenant.organisationId) >= warmup, 300_000, `${warmup} warm-up changes to reach Google (${side})`, 10);
+      await until(drained, 60_000, `the ${side} warm-up to drain`, 5);
+    }
+    // Our own setup sessions end here: from now on the database's counters are the processes'.
+    await bdb.quiesce();
+    collectDuplicates(ctx, side, [tenant]);
+
+    let reported = false;
+    async function drain(d: DrainOptions): Promise<DrainResult> {
+      const counters = d.counters ?? true;
+      const timeoutMs = d.timeoutMs ?? 300_000;
+      // Counters of the processes' earlier work are reported (a backend reports at most once a
+      // second): after the warm-up; after a drain, that drain waited already.
+      if (counters && !reported) await sleep(1_200);
+      reported = false;
+      ctx.emu.clearReceived();
+      const fault = d.googleLatencyMs ? ctx.emu.control.addFault({ pathPrefix: '/calendar/v3/', latencyMs: d.googleLatencyMs, forMs: 3_600_000 }) : null;
+      try {
+        const cpuBefore = procs.map((p) => p.cpuSeconds() ?? 0);
+        const writesBefore = procs.map((p) => p.syscalls()?.writes ?? null);
+        const machineBefore = machineCpu();
+        const benchBefore = process.cpuUsage();
+        const breakdown = Boolean(process.env.BENCH_STATEMENTS) && ctx.cluster.statements;
+        if (breakdown) {
+          await ctx.cluster.admin.query(`select pg_stat_statements_reset(0, (select oid from pg_database where datname = $1), 0)`, [bdb.name]);
+        }
+        const before = counters ? await dbCounters(ctx.cluster, bdb.name) : null;
+        let own = 0;
+        const waits = new Map<string, number>();
+        const sampler = process.env.BENCH_WAITS
+          ? setInterval(() => {
+              void ctx.cluster.admin
+                .query(
+                  `select coalesce(wait_event_type, 'CPU') || ':' || coalesce(wait_event, state) ||
+                          case when wait_event_type = 'Lock' then ' (' || left(regexp_replace(query, '\\s+', ' ', 'g'), 60) || ')' else '' end as w
+                   from pg_stat_activity where datname = $1 and state <> 'idle'`,
+                  [bdb.name],
+                )
+                .then((r) => r.rows.forEach((row: { w: string }) => waits.set(row.w, (waits.get(row.w) ?? 0) + 1)));
+            }, 50)
+          : null;
+        const t0 = await bulkInsert(c, tenant.organisationId, d.rows);
+        own += 1;
+        await until(() => ctx.emu.received.size >= d.rows, timeoutMs, `${d.rows} appointments to reach Google (${side})`, 10);
+        await until(
+          async () => {
+            own += 1;
+            return drained();
+          },
+          timeoutMs,
+          `the ${side} queue to drain`,
+          5,
+        );
+        const t1 = nowMs();
+        const machineAfter = machineCpu();
+        const bench = process.cpuUsage(benchBefore);
+        if (sampler) {
+          clearInterval(sampler);
+          const top = [...waits.entries()].sort((a, b) => b[1] - a[1]).slice(0, 10);
+          log(`  ${side} ${opts.mode ?? ''} PostgreSQL wait events (samples every 50 ms): ${top.map(([w, n]) => `${w} ${n}`).join(', ')}`);
+        }
+        const cpu = procs.map((p, i) => (p.cpuSeconds() ?? 0) - (cpuBefore[i] ?? 0)).reduce((a, b) => a + b, 0);
+        const writes = procs.map((p, i) => {
+          const now = p.syscalls()?.writes;
+          const before = writesBefore[i];
+          return now === undefined || before === null || before === undefined ? null : now - before;
+        });
+        const writeSyscallsPerRow = writes.every((w) => w !== null) ? (writes as number[]).reduce((a, b) => a + b, 0) / d.rows : null;
+        if (counters) await sleep(1_200); // the drain's last transactions are reported
+        reported = counters;
+        const after = counters ? await dbCounters(ctx.cluster, bdb.name) : null;
+        if (breakdown) {
+          const top = await ctx.cluster.admin.query(
+            `select calls::float8 / $2 as per_row, mean_exec_time as ms, mean_plan_time as plan_ms, left(regexp_replace(query, '\\s+', ' ', 'g'), 90) as q
+             from pg_stat_statements s join pg_database d on d.oid = s.dbid where d.datname = $1 order by calls desc limit 14`,
+            [bdb.name, d.rows],
+          );
+          log(
+            `  ${side} ${opts.mode ?? ''} statements per row (mean execution + planning ms): ` +
+              top.rows
+                .map((r: { per_row: number; ms: number; plan_ms: number; q: string }) => `\n    ${r.per_row.toFixed(3)}  ${r.ms.toFixed(2)} + ${r.plan_ms.toFixed(2)} ms  ${r.q}`)
+                .join(''),
+          );
+        }
+        const seconds = (t1 - t0) / 1000;
+        return {
+          rowsPerSecond: d.rows / seconds,
+          seconds,
+          peakRssMb: procs[0]?.peakRssMb() ?? null,
+          cpuSeconds: cpu,
+          statementsPerRow:
+            before?.statements == null || after?.statements == null ? null : (after.statements - before.statements - own) / d.rows,
+          commitsPerRow: before && after ? (after.commits - before.commits - own) / d.rows : Number.NaN,
+          writeSyscallsPerRow,
+          machineCpuMsPerRow: ((machineAfter.busy - machineBefore.busy) * 1000) / d.rows,
+          emulatorCpuMsPerRow: (bench.user + bench.system) / 1000 / d.rows,
+          machineBusy: (machineAfter.busy - machineBefore.busy) / Math.max(1e-9, machineAfter.total - machineBefore.total),
+          duplicates: collectDuplicates(ctx, side, [tenant]),
+        };
+      } finally {
+        if (fault) ctx.emu.control.removeFault(fault.id);
+        ctx.emu.clearReceived();
+      }
+    }
+    return { drain, close };
+  } catch (error) {
+    await close();
+    throw error;
+  }
+}
+
+/** One drain by freshly started (and warmed-up) processes on a fresh database. */
+export async function drainRound(
+  ctx: Ctx,
+  side: Side,
+  opts: DrainOptions & { processes?: number; mode?: PeerMode; profile?: boolean; concurrency?: number; warmupRows?: number },
+): Promise<DrainResult> {
+  const drainer = await startDrainer(ctx, side, opts);
+  try {
+    return await drainer.drain(opts);
+  } finally {
+    await drainer.close();
   }
 }

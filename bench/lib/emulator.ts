@@ -10,6 +10,7 @@ import { DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, EmulatorControl } from '../..
 import { nowMs } from './util';
 
 const APPOINTMENT_ID = /"cassiusAppointmentId":"([0-9a-f-]{36})"/;
+const ORGANISATION_ID = /"cassiusOrganisationId":"([0-9a-f-]{36})"/;
 
 export type BenchEmulator = {
   url: string;
@@ -18,6 +19,8 @@ export type BenchEmulator = {
   readonly calendarCalls: number;
   /** First receive time of a write naming each appointment (insert or patch body). */
   received: Map<string, number>;
+  /** How many of `received` belong to an organisation (scenarios running side by side count their own). */
+  receivedFor(organisationId: string): number;
   /** Resolves with the receive time of the first write naming `appointmentId`. */
   waitForAppointment(appointmentId: string, timeoutMs: number): Promise<number>;
   /** Forgets receive times (memory; a scenario keeps what it needs). */
@@ -36,6 +39,7 @@ export async function startBenchEmulator(): Promise<BenchEmulator> {
   const server = createEmulatorServer(state);
   server.keepAliveTimeout = 60_000;
   const received = new Map<string, number>();
+  const receivedByOrganisation = new Map<string, number>();
   const waiters = new Map<string, (at: number) => void>();
   let calendarCalls = 0;
 
@@ -52,6 +56,8 @@ export async function startBenchEmulator(): Promise<BenchEmulator> {
       const id = APPOINTMENT_ID.exec(body)?.[1];
       if (!id || received.has(id)) return;
       received.set(id, at);
+      const organisationId = ORGANISATION_ID.exec(body)?.[1];
+      if (organisationId) receivedByOrganisation.set(organisationId, (receivedByOrganisation.get(organisationId) ?? 0) + 1);
       const waiter = waiters.get(id);
       if (waiter) {
         waiters.delete(id);
@@ -74,6 +80,7 @@ export async function startBenchEmulator(): Promise<BenchEmulator> {
       return calendarCalls;
     },
     received,
+    receivedFor: (organisationId) => receivedByOrganisation.get(organisationId) ?? 0,
     waitForAppointment(appointmentId, timeoutMs) {
       const known = received.get(appointmentId);
       if (known !== undefined) return Promise.resolve(known);
@@ -90,6 +97,7 @@ export async function startBenchEmulator(): Promise<BenchEmulator> {
     },
     clearReceived() {
       received.clear();
+      receivedByOrganisation.clear();
     },
     forgetEvents(calendarId) {
       state.calendars.get(calendarId)?.events.clear();

@@ -4,35 +4,62 @@ import { randomUUID } from 'node:crypto';
 import pg from 'pg';
 import { cloneDatabase } from './pg';
 import type { Child } from './procs';
-import { collectDuplicates, createTenant, insertOne, startPeer, startRelays, type Ctx, type Side } from './sides';
-import { percentile, sleep } from './util';
+import { bulkInsert, collectDuplicates, createTenant, drainedQuery, insertOne, startPeer, startRelays, type Ctx, type Side } from './sides';
+import { percentile, sleep, until } from './util';
 
 export type LatencyResult = { p50: number; p99: number; max: number; samples: number };
 
-export async function latencyRound(ctx: Ctx, side: Side, samples: number, gapMs: number): Promise<LatencyResult> {
+/**
+ * One side's process on a database of its own, warmed up, measuring rounds of single changes
+ * one after another (the rounds of a figure reuse it, as the throughput drains do).
+ */
+export type LatencyTarget = { round(samples: number, gapMs: number): Promise<LatencyResult>; close(): Promise<void> };
+
+export async function startLatencyTarget(ctx: Ctx, side: Side): Promise<LatencyTarget> {
   const bdb = await cloneDatabase(ctx.cluster, ctx.templates[side], `${side}_latency`);
-  const tenant = await createTenant(ctx, bdb);
   let procs: Child[] = [];
   const client = new pg.Client({ connectionString: bdb.url, application_name: 'cassius-bench' });
-  try {
-    procs = side === 'ours' ? await startRelays(ctx, bdb, 1) : await startPeer(ctx, bdb, 'unbatched');
-    await client.connect();
-    const measured: number[] = [];
-    const warmup = Math.min(20, Math.ceil(samples / 10));
-    for (let i = 0; i < warmup + samples; i++) {
-      const id = randomUUID();
-      const committed = await insertOne(client, tenant.organisationId, id);
-      const received = await ctx.emu.waitForAppointment(id, 30_000);
-      if (i >= warmup) measured.push(received - committed);
-      // Spaced out: the previous change is recorded and the relay idle before the next one.
-      await sleep(gapMs * (1 + Math.random()));
-    }
-    return { p50: percentile(measured, 50), p99: percentile(measured, 99), max: Math.max(...measured), samples: measured.length };
-  } finally {
+  const close = async () => {
     await client.end().catch(() => {});
     await Promise.all(procs.map((p) => p.stop()));
-    collectDuplicates(ctx, side, [tenant]);
     ctx.emu.clearReceived();
     await bdb.drop();
+  };
+  try {
+    const tenant = await createTenant(ctx, bdb);
+    procs = side === 'ours' ? await startRelays(ctx, bdb, 1) : await startPeer(ctx, bdb);
+    await client.connect();
+    // Warm-up, unmeasured, as for the drains: the process's hot paths compiled first.
+    // (Counted per organisation: the two sides warm up at the same time.)
+    await bulkInsert(client, tenant.organisationId, ctx.warmupRows);
+    await until(() => ctx.emu.receivedFor(tenant.organisationId) >= ctx.warmupRows, 300_000, `the ${side} latency warm-up`, 10);
+    await until(async () => Boolean((await client.query(drainedQuery[side])).rows[0]?.done), 60_000, `the ${side} warm-up to drain`, 5);
+    collectDuplicates(ctx, side, [tenant]);
+    return {
+      async round(samples, gapMs) {
+        const measured: number[] = [];
+        ctx.emu.clearReceived();
+        const unmeasured = Math.min(20, Math.ceil(samples / 10));
+        try {
+          for (let i = 0; i < unmeasured + samples; i++) {
+            const id = randomUUID();
+            const committed = await insertOne(client, tenant.organisationId, id);
+            const received = await ctx.emu.waitForAppointment(id, 30_000);
+            if (i >= unmeasured) measured.push(received - committed);
+            // Spaced out: one change at a time, the next one some time after the previous
+            // one's call arrived.
+            await sleep(gapMs * (1 + Math.random()));
+          }
+        } finally {
+          collectDuplicates(ctx, side, [tenant]);
+          ctx.emu.clearReceived();
+        }
+        return { p50: percentile(measured, 50), p99: percentile(measured, 99), max: Math.max(...measured), samples: measured.length };
+      },
+      close,
+    };
+  } catch (error) {
+    await close();
+    throw error;
   }
 }

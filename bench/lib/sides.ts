@@ -21,6 +21,12 @@ export type Ctx = {
   templates: { ours: Template; peer: Template };
   /** Google calls in flight per relay / peer process (the shared concurrency budget). */
   concurrency: number;
+  /**
+   * Changes each process relays, unmeasured, before its first measured round: V8 compiles a
+   * process's hot paths (the Google client, the driver) during its first few hundred changes,
+   * at several times the steady CPU cost per change. Both sides get the same warm-up.
+   */
+  warmupRows: number;
   /** Surplus events per appointment found so far, per side (the `duplicates` figure). */
   duplicates: Record<Side, { events: number; surplus: number; calendars: number }>;
   /** Directory for --cpu-prof output, when profiling. */
@@ -152,7 +158,7 @@ export async function startRelays(
   return relays;
 }
 
-export async function startPeer(ctx: Ctx, bdb: BenchDb, mode: PeerMode, count = 1, opts: { profile?: boolean } = {}): Promise<Child[]> {
+export async function startPeer(ctx: Ctx, bdb: BenchDb, mode: PeerMode = 'tuned', count = 1, opts: { profile?: boolean } = {}): Promise<Child[]> {
   const workers: Child[] = [];
   for (let i = 0; i < count; i++) {
     workers.push(
@@ -185,8 +191,9 @@ export async function startPeer(ctx: Ctx, bdb: BenchDb, mode: PeerMode, count = 
 export const PEER_BATCH_DELAY_MS = 0;
 
 export const PEER_TUNING = (concurrency: number) =>
-  `graphile-worker 0.17.3, concurrency ${concurrency}, maxPoolSize ${Math.max(10, concurrency + 4)}, pollInterval 1000 ms (LISTEN/NOTIFY wakes it), ` +
-  `jobs enqueued by a statement-level trigger calling graphile_worker.add_jobs()`;
+  `graphile-worker 0.17.3 as its documentation recommends for throughput: concurrency ${concurrency}, maxPoolSize ${Math.max(10, concurrency + 4)}, ` +
+  `localQueue.size = concurrency + 1 (${concurrency + 1}), completeJobBatchDelay = failJobBatchDelay = ${PEER_BATCH_DELAY_MS} ms (batched completion), ` +
+  `pollInterval 1000 ms (LISTEN/NOTIFY wakes it), jobs enqueued by a statement-level trigger calling graphile_worker.add_jobs()`;
 
 /** The table the side's pending work lives in, and a query that is true once it is empty. */
 export const drainedQuery: Record<Side, string> = {

@@ -138,6 +138,23 @@ async function tableStats(bdb: BenchDb, side: Side) {
   return { total: row?.total ?? 0, heap: row?.heap ?? 0, indexes: row?.indexes ?? 0, dead: row?.dead ?? 0, autovacuums: row?.autovacuums ?? 0 };
 }
 
+/**
+ * The queue table's largest size over a few seconds while the stream goes on: between two
+ * vacuums its size is a sawtooth (dead rows pile up for ~2 s, then their space is reused), so
+ * one instant's reading says more about where the sawtooth was than about bloat.
+ */
+export const PEAK_WINDOW_MS = 4_000;
+async function peakTableStats(bdb: BenchDb, side: Side) {
+  let peak = await tableStats(bdb, side);
+  const until = nowMs() + PEAK_WINDOW_MS;
+  while (nowMs() < until) {
+    await sleep(200);
+    const now = await tableStats(bdb, side);
+    if (now.total > peak.total) peak = now;
+  }
+  return peak;
+}
+
 export async function sustainedRun(
   ctx: Ctx,
   side: Side,
@@ -159,10 +176,10 @@ export async function sustainedRun(
   const holder = new pg.Client({ connectionString: bdb.url, application_name: 'cassius-bench-xmin-holder' });
   let load: LoadGenerator | null = null;
   try {
-    procs = side === 'ours' ? await startRelays(ctx, bdb, 1) : await startPeer(ctx, bdb, 'unbatched');
+    procs = side === 'ours' ? await startRelays(ctx, bdb, 1) : await startPeer(ctx, bdb);
     await holder.connect();
-    ctx.emu.clearReceived();
-    const relayed = () => ctx.emu.received.size;
+    // Only this run's own changes count: the two sides' held-xmin runs go side by side.
+    const relayed = () => ctx.emu.receivedFor(tenant.organisationId);
     load = new LoadGenerator(bdb.url, tenant.organisationId, relayed);
 
     let bloat: SustainedResult['bloat'] = null;
@@ -173,12 +190,12 @@ export async function sustainedRun(
       const started = nowMs();
       const limit = 1_800_000;
       await until(() => relayed() >= small, limit, `${small} changes relayed`, 20);
-      const smallStats = await tableStats(bdb, side);
       const smallAt = relayed();
+      const smallStats = await peakTableStats(bdb, side);
       log(`  ${side}: ${smallAt} changes relayed, queue table ${(smallStats.total / 1024).toFixed(0)} kB`);
       await until(() => relayed() >= large, limit, `${large} changes relayed`, 50);
-      const largeStats = await tableStats(bdb, side);
       const largeAt = relayed();
+      const largeStats = await peakTableStats(bdb, side);
       const seconds = (nowMs() - started) / 1000;
       log(`  ${side}: ${largeAt} changes relayed in ${seconds.toFixed(0)} s, queue table ${(largeStats.total / 1024).toFixed(0)} kB`);
       bloat = {
@@ -205,7 +222,7 @@ export async function sustainedRun(
     }
     // Settle at the new rate: the standing queue (or a cold start's backlog) is relayed first,
     // so the clean window measures the steady state.
-    await sleep(Math.min(3_000, opts.cleanSeconds * 500));
+    await sleep(Math.min(1_000, opts.cleanSeconds * 500));
     const settleUntil = nowMs() + 30_000;
     let caughtUpSince = 0;
     while (nowMs() < settleUntil) {
@@ -261,7 +278,6 @@ export async function sustainedRun(
     await load?.stop().catch(() => {});
     await Promise.all(procs.map((p) => p.stop()));
     collectDuplicates(ctx, side, [tenant]);
-    ctx.emu.clearReceived();
     await bdb.drop();
   }
 }
