@@ -9,7 +9,7 @@ import { apiRun } from './lib/api';
 import { liveUnderBacklogRound } from './lib/backlog';
 import { drainRound, startDrainer, type DrainResult } from './lib/drain';
 import { startBenchEmulator } from './lib/emulator';
-import { insertRate, insertTargets } from './lib/inserts';
+import { compareInsertRates, insertTargets } from './lib/inserts';
 import { startLatencyTarget, type LatencyResult } from './lib/latency';
 import { createTemplate, dropAllDatabases, dropTemplate, startCluster, type Template } from './lib/pg';
 import { relayCommand, ROOT } from './lib/procs';
@@ -93,7 +93,7 @@ const SIZES: Record<Mode, Sizes> = {
     scalingRows: 800,
     scalingLatencyMs: 20,
     scalingConcurrency: 2,
-    insertSeconds: 1.5,
+    insertSeconds: 2,
     sustainedRate: 1_000,
     bloatSmall: 10_000,
     bloatLarge: 100_000,
@@ -382,17 +382,15 @@ export async function runBench(options: BenchOptions): Promise<Results> {
     };
 
     // 5. Capture trigger cost on plain INSERTs.
-    log(`trigger_insert_overhead: single-row INSERTs for ${sizes.insertSeconds} s, with and without the capture triggers`);
+    log(`trigger_insert_overhead: single-row INSERTs for ${sizes.insertSeconds} s with and ${sizes.insertSeconds} s without the capture triggers, alternating every 250 ms`);
     const targets = await insertTargets(ctx);
     const inserts: Record<string, number[]> = { with1: [], without1: [], with8: [], without8: [] };
     try {
       for (let r = 0; r < sizes.rounds; r++) {
         for (const clients of [1, 8]) {
-          const pair = r % 2 === 0 ? (['with', 'without'] as const) : (['without', 'with'] as const);
-          for (const which of pair) {
-            const rate = await insertRate(which === 'with' ? targets.withTriggers : targets.withoutTriggers, sizes.insertSeconds, clients);
-            inserts[`${which}${clients}`]!.push(rate);
-          }
+          const rates = await compareInsertRates(targets, sizes.insertSeconds, clients);
+          inserts[`with${clients}`]!.push(rates.with);
+          inserts[`without${clients}`]!.push(rates.without);
         }
         log(
           `  round ${r + 1}: 1 client ${inserts.without1!.at(-1)!.toFixed(0)} / ${inserts.with1!.at(-1)!.toFixed(0)} per s; ` +
@@ -407,16 +405,19 @@ export async function runBench(options: BenchOptions): Promise<Results> {
     const wo1 = median(inserts.without1!);
     const w8 = median(inserts.with8!);
     const wo8 = median(inserts.without8!);
+    // The median of each round's ratio (a round's two rates were taken side by side).
+    const ratioOf = (clients: 1 | 8) => median(inserts[`without${clients}`]!.map((wo, i) => wo / inserts[`with${clients}`]![i]!));
     results.trigger_insert_overhead = {
-      value: round(wo1 / w1),
+      value: round(ratioOf(1)),
       unit: 'ratio (rate without / rate with)',
       conditions:
-        `one session inserting one appointment per transaction (autocommit, prepared) for ${sizes.insertSeconds} s: ${round(wo1)}/s without the capture triggers ` +
-        `(disabled in a scratch database), ${round(w1)}/s with them (statement-level: one outbox INSERT ... SELECT and one NOTIFY per statement); ` +
+        `one session inserting one appointment per transaction (autocommit, prepared) for ${sizes.insertSeconds} s into each of two scratch databases, ` +
+        `one without the capture triggers (disabled), the two alternating every 250 ms so both see the same disk: ${round(wo1)}/s without, ` +
+        `${round(w1)}/s with them (statement-level: one outbox INSERT ... SELECT and one NOTIFY per statement); ratio: median of the rounds' ratios; ` +
         `commit-bound (fsync on); ${cluster.description}; ${roundsText}`,
     };
     results.trigger_insert_overhead_8_sessions = {
-      value: round(wo8 / w8),
+      value: round(ratioOf(8)),
       unit: 'ratio (rate without / rate with)',
       conditions:
         `as trigger_insert_overhead with 8 concurrent sessions (NOTIFY's commit-time lock is shared by all of them): ${round(wo8)}/s without, ${round(w8)}/s with; ${roundsText}`,
@@ -448,12 +449,11 @@ export async function runBench(options: BenchOptions): Promise<Results> {
         `(${ourTuning}); autovacuum ran ${bloat.autovacuums} times on the outbox (its per-table settings: scale factor 0, threshold 500); ${common}1 run`,
     };
 
-    // 6b. Held xmin horizon, ours and the peer side by side, each on a fresh database with its
-    // own stream and its own snapshot holder (a snapshot holds back vacuum only in its own
-    // database): both share the machine through every phase, so each compares like with like,
-    // and the run takes one hold instead of two. One offered rate for both, which both keep up
-    // with when nothing is held: 40 % of the slower side's relay_throughput (the writes and the
-    // other side now share the machine), at most the anchor's 1,000/s.
+    // 6b. Held xmin horizon, ours then the peer, each on a fresh database: an open-loop stream,
+    // a snapshot held in the middle. (Side by side they saved a minute, but each one's vacuum
+    // after the release showed up in the other's recovery.) One offered rate for both, which
+    // both keep up with when nothing is held: 40 % of the slower side's relay_throughput (the
+    // writes now share the machine), at most the anchor's 1,000/s.
     const slower = Math.min(ourRate, peerRate);
     const rate = Math.max(50, Math.min(sizes.sustainedRate, Math.floor((0.4 * slower) / 50) * 50));
     const rateText =
@@ -461,6 +461,8 @@ export async function runBench(options: BenchOptions): Promise<Results> {
         ? `${rate}/s`
         : `${rate}/s (40 % of the slower side's relay_throughput, ${round(slower)}/s, below the ${sizes.sustainedRate}/s of the graphile-worker anchor)`;
     const xminRun = async (side: Side) => {
+      log(`held_xmin (${side}): ${rate} changes/s, ${sizes.cleanSeconds} s clean, then a snapshot held ${sizes.holdSeconds} s`);
+      ctx.emu.clearReceived();
       const run = await sustainedRun(ctx, side, {
         rate,
         bloat: null,
@@ -469,13 +471,12 @@ export async function runBench(options: BenchOptions): Promise<Results> {
         holdSeconds: sizes.holdSeconds,
         recoverySeconds: sizes.recoverySeconds,
       });
+      ctx.emu.clearReceived();
       logSustained(side, run.xmin!);
       return run.xmin!;
     };
-    log(`held_xmin: ${rate} changes/s each, ${sizes.cleanSeconds} s clean, then a snapshot held ${sizes.holdSeconds} s (ours and the peer side by side)`);
-    ctx.emu.clearReceived();
-    const [ourXmin, peerXmin] = await Promise.all([xminRun('ours'), xminRun('peer')]);
-    ctx.emu.clearReceived();
+    const ourXmin = await xminRun('ours');
+    const peerXmin = await xminRun('peer');
     const heldRatio = ourXmin.held.throughput / ourXmin.clean.throughput;
     const peerHeldRatio = peerXmin.held.throughput / peerXmin.clean.throughput;
     results.held_xmin_throughput_ratio = {
@@ -484,7 +485,7 @@ export async function runBench(options: BenchOptions): Promise<Results> {
       peer: round(peerHeldRatio),
       ratio: round(heldRatio / peerHeldRatio),
       conditions:
-        `${rateText} offered to each side (one INSERT transaction per 10 ms tick), ours and the peer running side by side, each on a fresh database; delivered rate while another session ` +
+        `${rateText} offered (one INSERT transaction per 10 ms tick, same rate for the peer, each on a fresh database, one after the other); delivered rate while another session ` +
         `of the same database holds a REPEATABLE READ transaction with its snapshot taken for ${sizes.holdSeconds} s / delivered rate in the ${sizes.cleanSeconds} s before; ` +
         sustainedText('ours', ourXmin, sizes.recoverySeconds) +
         `; peer (${peerTuning}): ${sustainedText('peer', peerXmin, sizes.recoverySeconds)}` +

@@ -19,7 +19,7 @@ export type BenchEmulator = {
   readonly calendarCalls: number;
   /** First receive time of a write naming each appointment (insert or patch body). */
   received: Map<string, number>;
-  /** How many of `received` belong to an organisation (scenarios running side by side count their own). */
+  /** How many of `received` belong to an organisation (a scenario counts its own while others warm up). */
   receivedFor(organisationId: string): number;
   /** Resolves with the receive time of the first write naming `appointmentId`. */
   waitForAppointment(appointmentId: string, timeoutMs: number): Promise<number>;

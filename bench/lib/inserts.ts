@@ -18,34 +18,55 @@ export async function insertTargets(ctx: Ctx): Promise<{ withTriggers: InsertTar
   return { withTriggers: await make('ins_with', false), withoutTriggers: await make('ins_without', true) };
 }
 
-/** Inserts per second from `clients` sessions, each inserting one row per transaction for `seconds`. */
-export async function insertRate(target: InsertTarget, seconds: number, clients: number): Promise<number> {
-  const sessions = await Promise.all(
-    Array.from({ length: clients }, async () => {
-      const c = new pg.Client({ connectionString: target.bdb.url, application_name: 'cassius-bench-insert' });
-      await c.connect();
-      return c;
-    }),
-  );
-  try {
-    let inserted = 0;
-    const started = nowMs();
-    const deadline = started + seconds * 1000;
-    await Promise.all(
-      sessions.map(async (c) => {
-        while (nowMs() < deadline) {
-          await c.query({
-            name: 'plain-insert',
-            text: `insert into appointments (organisation_id, title, starts_at, ends_at, time_zone)
-                   values ($1, 'Walk-in', '2031-02-03T09:00:00Z', '2031-02-03T09:20:00Z', 'Europe/Paris')`,
-            values: [target.organisationId],
-          });
-          inserted += 1;
-        }
+/**
+ * Inserts per second with and without the capture triggers, from `clients` sessions each
+ * inserting one row per transaction: the two alternate in slices of `sliceMs` for `seconds` each,
+ * so that both see the same disk (a commit-bound rate drifts by tens of percent over seconds on
+ * a shared machine; measured one after the other, that drift was most of the difference).
+ */
+export async function compareInsertRates(
+  targets: { withTriggers: InsertTarget; withoutTriggers: InsertTarget },
+  seconds: number,
+  clients: number,
+  sliceMs = 250,
+): Promise<{ with: number; without: number }> {
+  const open = async (target: InsertTarget) =>
+    Promise.all(
+      Array.from({ length: clients }, async () => {
+        const c = new pg.Client({ connectionString: target.bdb.url, application_name: 'cassius-bench-insert' });
+        await c.connect();
+        return c;
       }),
     );
-    return inserted / ((nowMs() - started) / 1000);
+  const sides = {
+    with: { target: targets.withTriggers, sessions: await open(targets.withTriggers), inserted: 0, ms: 0 },
+    without: { target: targets.withoutTriggers, sessions: await open(targets.withoutTriggers), inserted: 0, ms: 0 },
+  };
+  try {
+    const slices = Math.max(1, Math.round((seconds * 1000) / sliceMs));
+    for (let i = 0; i < slices; i++) {
+      for (const which of i % 2 === 0 ? (['with', 'without'] as const) : (['without', 'with'] as const)) {
+        const side = sides[which];
+        const started = nowMs();
+        const deadline = started + sliceMs;
+        await Promise.all(
+          side.sessions.map(async (c) => {
+            while (nowMs() < deadline) {
+              await c.query({
+                name: 'plain-insert',
+                text: `insert into appointments (organisation_id, title, starts_at, ends_at, time_zone)
+                       values ($1, 'Walk-in', '2031-02-03T09:00:00Z', '2031-02-03T09:20:00Z', 'Europe/Paris')`,
+                values: [side.target.organisationId],
+              });
+              side.inserted += 1;
+            }
+          }),
+        );
+        side.ms += nowMs() - started;
+      }
+    }
+    return { with: (sides.with.inserted / sides.with.ms) * 1000, without: (sides.without.inserted / sides.without.ms) * 1000 };
   } finally {
-    await Promise.all(sessions.map((c) => c.end().catch(() => {})));
+    await Promise.all([...sides.with.sessions, ...sides.without.sessions].map((c) => c.end().catch(() => {})));
   }
 }

@@ -178,7 +178,7 @@ export async function sustainedRun(
   try {
     procs = side === 'ours' ? await startRelays(ctx, bdb, 1) : await startPeer(ctx, bdb);
     await holder.connect();
-    // Only this run's own changes count: the two sides' held-xmin runs go side by side.
+    // Only this run's own changes count.
     const relayed = () => ctx.emu.receivedFor(tenant.organisationId);
     load = new LoadGenerator(bdb.url, tenant.organisationId, relayed);
 
