@@ -5,7 +5,11 @@
 // a minute of churn at ~600 changes/s made the table 7x the size it had at 10,000 changes; and
 // after a long transaction held the xmin horizon, every claim crawled over its dead rows until
 // autovacuum came (held_xmin). So the relay vacuums the outbox itself once enough dead rows
-// are there, at most every few seconds across all relays; autovacuum stays as it is.
+// are there, at most every second across all relays; autovacuum stays as it is.
+// The outbox's size is the high-water mark of dead + live rows between two vacuums, so the
+// cadence sets it: every 2,000 dead rows / 2 s it was 1.5-2.5 MB and moved 0.8-1.56x between
+// 10,000 and 100,000 changes relayed at ~1,100/s; every 1,000 / 1 s, 1.1-1.7 MB and 0.96-1.10x,
+// at the same throughput (a vacuum of a table this size takes a few ms).
 import { z } from 'zod';
 import { sql, type Db } from '../src/shared/db';
 import type { Logger } from '../src/shared/logger';
@@ -24,8 +28,8 @@ export function createOutboxVacuum(
   log: Logger,
   opts: { deadRows?: number; minIntervalMs?: number } = {},
 ): OutboxVacuum {
-  const deadRows = opts.deadRows ?? 2_000;
-  const minIntervalMs = opts.minIntervalMs ?? 2_000;
+  const deadRows = opts.deadRows ?? 1_000;
+  const minIntervalMs = opts.minIntervalMs ?? 1_000;
   let lastCheck = 0;
   let allowed = true;
   return {
