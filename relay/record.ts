@@ -41,15 +41,17 @@ const MAX_BATCH = 100;
 // Results wait up to this long for others to share their statement (River's completer flushes
 // every 50 ms). A relay whose calls each wait on Google finishes a few appointments per window
 // instead of sending one statement each; its slots do not wait for it (relay.ts). The cost: an
-// appointment shows 'synced' up to 50 ms later.
+// appointment shows 'synced' up to 50 ms later. Only while other results may come
+// (`othersComing`: calls in flight or queued); a lone result goes at once.
 const COMPLETION_WINDOW_MS = 50;
 
-export function createRecorder(db: HotPool, relayId: string): Recorder {
+export function createRecorder(db: HotPool, relayId: string, othersComing?: () => boolean): Recorder {
   const intents = createBatcher({ run: (items: Intent[]) => writeIntents(db, items), maxBatch: MAX_BATCH, key: (i) => i.appointmentId });
   const completions = createBatcher({
     run: (items: Completion[]) => recordCompletions(db, relayId, items, { waitForWriters: false }),
     maxBatch: MAX_BATCH,
     delayMs: COMPLETION_WINDOW_MS,
+    othersComing,
     key: (c) => c.appointmentId,
   });
   return {

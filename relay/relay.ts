@@ -88,7 +88,8 @@ export async function startRelay(config: RelayConfig, opts: { log?: Logger } = {
     limiter,
     metrics: { onCall: metrics.googleCall },
   });
-  const recorder = createRecorder(hot, id);
+  // Other results may follow while a call runs or an appointment waits for a slot.
+  const recorder = createRecorder(hot, id, () => calling > 0 || queue.length > 0);
   const vacuum = createOutboxVacuum(db, log);
   const wakeup = await createWakeup({
     databaseUrl,

@@ -50,7 +50,8 @@ test("one item's failure is its own: its batch-mates are recorded alone", async 
   assert.deepEqual(batches, [['a', 'bad', 'b'], ['a'], ['bad'], ['b']]);
 });
 
-test('with a window, items that trickle in while nothing runs share one statement; a full batch goes at once', async () => {
+// The timeouts make a window waited out fail the test (node:test has none by default).
+test('with a window, items that trickle in while nothing runs share one statement; a full batch goes at once', { timeout: 20_000 }, async () => {
   const batches: string[][] = [];
   const windowed = (delayMs: number) =>
     createBatcher<string, string>({
@@ -77,4 +78,32 @@ test('with a window, items that trickle in while nothing runs share one statemen
   const full = windowed(60_000);
   assert.deepEqual(await Promise.all(['d', 'e', 'f', 'g'].map((i) => full.add(i))), ['done d', 'done e', 'done f', 'done g']);
   assert.deepEqual(batches.at(-1), ['d', 'e', 'f', 'g']);
+});
+
+test('with a window, an item goes at once when no other can come; while others may, it waits for them', { timeout: 20_000 }, async () => {
+  const batches: string[][] = [];
+  let othersComing = false;
+  const batcher = createBatcher<string, string>({
+    maxBatch: 4,
+    key: (item) => item,
+    delayMs: 60_000, // waited out, the test would time out
+    othersComing: () => othersComing,
+    run: async (items) => {
+      batches.push(items);
+      return items.map((i) => `done ${i}`);
+    },
+  });
+  assert.equal(await batcher.add('lone'), 'done lone');
+  assert.deepEqual(batches, [['lone']]);
+
+  // Others may come: the first waits in its window; the last one, with nothing after it, takes
+  // everything waiting with it.
+  othersComing = true;
+  await new Promise((r) => setTimeout(r, 1)); // (an item that arrives while a statement ends goes right after it)
+  const first = batcher.add('a');
+  await new Promise((r) => setTimeout(r, 5));
+  assert.deepEqual(batches, [['lone']], 'a waits for the others');
+  othersComing = false;
+  assert.deepEqual(await Promise.all([first, batcher.add('b')]), ['done a', 'done b']);
+  assert.deepEqual(batches, [['lone'], ['a', 'b']]);
 });
