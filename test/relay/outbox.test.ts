@@ -137,34 +137,63 @@ describe('what the claim hands the relay', () => {
 });
 
 describe("the claim's plan", () => {
-  // A session keeps the claim's plans from its first call (db/migrations/0003, 0005). Made while
-  // the outbox looked empty, a plan that read the whole outbox per candidate cost no more than a
-  // lookup, and one session in a few got it (9-12 ms claims instead of 4 on 20,000-row drains).
-  test("made while the outbox looked empty, still looks each candidate's appointment up by key", async () => {
-    const org = await createOrganisation(t.db);
-    await t.db.query(sql.unsafe`vacuum sync_outbox`); // its statistics now say: no rows
+  // A session keeps the claim's plans from its first call (db/migrations/0003). Made while a
+  // table looked nearly empty, a plan that read the whole table per row cost no more than a
+  // lookup by key, and some sessions got it (db/migrations/0005).
+  async function explainedClaims(relayId: string, between: () => Promise<void>) {
     const session = await pgClient(t.url);
     const plans: string[] = [];
     session.on('notice', (n) => plans.push(n.message ?? ''));
     try {
       await session.query(`load 'auto_explain'`);
-      await session.query(`set auto_explain.log_min_duration = 0; set auto_explain.log_nested_statements = on; set auto_explain.log_level = notice`);
-      await session.query(`select * from sync_outbox_claim('relay-a', 16, 30000)`); // plans made here
-      await bulk(org, 300);
-      await claimBatch(t.hot, 'relay-b', 16, 30_000); // leased rows: the check has something to find
+      await session.query(
+        `set auto_explain.log_min_duration = 0; set auto_explain.log_nested_statements = on; set auto_explain.log_level = notice; set auto_explain.log_analyze = on`,
+      );
+      await session.query(`select * from sync_outbox_claim($1, 16, 30000)`, [relayId]); // plans made here
+      await between();
       plans.length = 0;
-      const claimed = await session.query(`select * from sync_outbox_claim('relay-a', 16, 30000)`);
-      assert.equal(claimed.rowCount, 16);
-      const choose = plans.find((p) => p.includes('organisations_with_work'));
-      assert.ok(choose, 'the choosing statement was explained');
-      const lines = choose.split('\n');
-      const busy = lines.findIndex((l) => /Index Scan using sync_outbox_appointment on sync_outbox busy/.test(l));
-      assert.ok(busy >= 0, `the leased-rows check reads sync_outbox_appointment:\n${choose}`);
-      assert.match(lines[busy + 1] ?? '', /Index Cond: \(appointment_id = /, `the check looks the candidate's appointment up:\n${choose}`);
-      assert.doesNotMatch(choose, /Join Filter: \(busy\.appointment_id/);
+      const claimed = await session.query(`select * from sync_outbox_claim($1, 16, 30000)`, [relayId]);
+      return { claimed: claimed.rowCount ?? 0, plans };
     } finally {
       await session.end();
     }
+  }
+  const removedByJoinFilter = (plan: string) => Math.max(0, ...[...plan.matchAll(/Rows Removed by Join Filter: (\d+)/g)].map((m) => Number(m[1])));
+
+  test("made while the outbox looked empty, still looks each candidate's appointment up by key", async () => {
+    const org = await createOrganisation(t.db);
+    await t.db.query(sql.unsafe`vacuum sync_outbox`); // its statistics now say: no rows
+    const { claimed, plans } = await explainedClaims('relay-a', async () => {
+      await bulk(org, 300);
+      await claimBatch(t.hot, 'relay-b', 16, 30_000); // leased rows: the check has something to find
+    });
+    assert.equal(claimed, 16);
+    const choose = plans.find((p) => p.includes('organisations_with_work'));
+    assert.ok(choose, 'the choosing statement was explained');
+    const lines = choose.split('\n');
+    const busy = lines.findIndex((l) => /Index Scan using sync_outbox_appointment on sync_outbox busy/.test(l));
+    assert.ok(busy >= 0, `the leased-rows check reads sync_outbox_appointment:\n${choose}`);
+    assert.match(lines[busy + 1] ?? '', /Index Cond: \(appointment_id = /, `the check looks the candidate's appointment up:\n${choose}`);
+    assert.ok(removedByJoinFilter(choose) < 16, `no row read per candidate only to be filtered out:\n${choose}`);
+  });
+
+  test('made while there was one integration, still reads the target integration by id', async () => {
+    const org = await createOrganisation(t.db);
+    await createIntegration(t.db, org);
+    await createAppointment(t.db, org);
+    await t.db.query(sql.unsafe`vacuum analyze calendar_integrations`); // its statistics now say: one row
+    const { claimed, plans } = await explainedClaims('relay-a', async () => {
+      for (let i = 0; i < 300; i++) await createIntegration(t.db, await createOrganisation(t.db, `Clinic ${i}`));
+      await createAppointment(t.db, org);
+    });
+    assert.equal(claimed, 1);
+    const state = plans.find((p) => p.includes('lockable'));
+    assert.ok(state, 'the state-reading statement was explained');
+    // (The view's own scans of calendar_integrations can still read every row: db/migrations/0005.)
+    const lines = state.split('\n');
+    const byId = lines.flatMap((l, i) => (/Index Scan using \S+ on calendar_integrations i(_1)?\s/.test(l) ? [lines[i + 1] ?? ''] : []));
+    assert.equal(byId.length, 2, `the target's and the link's integration are read:\n${state}`);
+    for (const cond of byId) assert.match(cond, /Index Cond: \(id = /, `read by id:\n${state}`);
   });
 });
 

@@ -1,22 +1,27 @@
 -- Up Migration
--- The claim's check that no other row of a candidate's appointment is leased, made a lookup by
--- appointment whatever the statistics say.
+-- The claim's lookups made lookups by key whatever the statistics say: the check that no other
+-- row of a candidate's appointment is leased, and the target's and link's integration rows.
 --
--- Written `busy.appointment_id = o.appointment_id`, the check is a join clause a merge join
--- could use, so the planner also considers reading the whole sync_outbox_appointment index in
--- appointment order (enable_seqscan is off in the function: that index scan is its way to read
--- everything) and filtering it per candidate. The claim's plan is made once per session, from
--- the statistics of that moment; made while the outbox looked empty (a vacuum had just counted
--- 0 rows), both plans cost the same, and a session that got the full scan read the whole outbox
--- for every candidate: measured on 20,000-change drains, 241 index entries read per lookup
--- instead of 1, claims 9-12 ms instead of 4, and a drain ~30 % slower whenever the relay's claim
--- ran on such a session (pg_stat_user_indexes; auto_explain showed "Join Filter:
--- (busy.appointment_id = o.appointment_id)" over "Index Scan using sync_outbox_appointment",
--- 19,712 rows removed by its filter). `= any(array[o.appointment_id])` is not a merge-join clause:
--- the only index path left is the lookup of the candidate's own appointment.
---
--- Otherwise the function is 0003's.
+-- The claim's plans are made once per session, from the statistics of that moment, and kept
+-- (plan_cache_mode, 0003). A join clause such as `busy.appointment_id = o.appointment_id` could
+-- serve a merge join, so the planner also considers reading a whole index in that order
+-- (enable_seqscan is off in the function: that is its way to read everything) and filtering it
+-- per outer row. Made while a table looked nearly empty, both plans cost the same, and a
+-- session that got the full scan kept reading the whole table per row:
+-- - the outbox, per candidate: measured on 20,000-change drains, 241 index entries read per
+--   lookup instead of 1, claims 9-12 ms instead of 4, a drain ~30 % slower whenever the claim
+--   ran on such a session (auto_explain: "Join Filter: (busy.appointment_id =
+--   o.appointment_id)" over "Index Scan using sync_outbox_appointment", 19,712 rows removed);
+-- - calendar_integrations by id, per claimed appointment: planned while the database had one
+--   integration, it read all 226 of 301 later ones (test/relay/outbox.test.ts).
+-- `x = any(array[y])` is not a merge-join clause: the only index path left for it is the
+-- lookup by the outer row's key.
+-- Not covered: inside appointment_sync_targets, `provider = 'google'` lets the planner read all
+-- of calendar_integrations through its (organisation_id, provider, user_id) index, and with
+-- statistics from a database of one integration that ties with the lookup too. Only a relay
+-- session that planned while the whole database had a single integration is exposed.
 
+-- Otherwise the function is 0003's.
 create or replace function sync_outbox_claim(relay_id text, max_appointments integer, lease_ms integer)
 returns table (
   appointment_id uuid,
@@ -81,7 +86,7 @@ candidates as (
       and o.failed_at is null and o.waiting_for_integration_id is null
       and o.run_at <= now()
       and (o.locked_until is null or o.locked_until < now())
-      -- = any(array[...]), not `=`: see the top of db/migrations/0005.
+      -- = any(array[...]), not `=`: see the top of this migration.
       and not exists (
         select 1 from sync_outbox busy
         where busy.appointment_id = any(array[o.appointment_id]) and busy.locked_until >= now())
@@ -148,7 +153,7 @@ states as (
          (select row_to_json(i) from (
             select i.id, i.organisation_id, i.user_id, i.connection_status, i.account_subject, i.account_email,
                    i.calendar_id, i.sync_enabled, i.connected_at
-            from appointment_sync_targets t join calendar_integrations i on i.id = t.integration_id
+            from appointment_sync_targets t join calendar_integrations i on i.id = any(array[t.integration_id])
             where t.appointment_id = g.appointment_id and t.organisation_id is not distinct from g.organisation_id) i) as target,
          (select row_to_json(l) from (
             select integration_id, external_calendar_id, external_event_id, generation, etag, payload_hash, sync_status
@@ -157,7 +162,7 @@ states as (
          (select row_to_json(i) from (
             select i.id, i.organisation_id, i.user_id, i.connection_status, i.account_subject, i.account_email,
                    i.calendar_id, i.sync_enabled, i.connected_at
-            from appointment_external_links l join calendar_integrations i on i.id = l.integration_id
+            from appointment_external_links l join calendar_integrations i on i.id = any(array[l.integration_id])
             where l.appointment_id = g.appointment_id and l.organisation_id = g.organisation_id and l.provider = 'google') i) as link_integration
   from groups g
 ),
@@ -192,7 +197,7 @@ from states s;
 end $$;
 
 -- Down Migration
--- Nothing to undo: this definition is 0003's with the lookup made stats-proof, and it is right for
--- 0003's and 0004's schema too (going back to the plan that could read the whole outbox per
--- candidate would only bring the slow claims back).
+-- Nothing to undo: the function does what 0003's does, with lookups by key in every plan, and is
+-- right for the earlier schema too (going back would only bring back plans that read whole
+-- tables).
 select 1;
