@@ -51,7 +51,8 @@ export function createRateLimiter(
         credit.n -= 1;
         // Half the credit spent within its lifetime: reserve the next chunk now, in the
         // background, so that the calls to come find credit instead of waiting a round trip.
-        if (credit.n <= chunkFor(key) / 2 && chunkFor(key) >= 4 && !reserving.has(key)) {
+        const chunk = chunkFor(key);
+        if (credit.n <= chunk / 2 && chunk >= 4 && !reserving.has(key)) {
           const topUp = reserveChunk(key, { topUp: true });
           reserving.set(key, topUp);
           topUp.catch(() => {}).finally(() => reserving.get(key) === topUp && reserving.delete(key));

@@ -3,7 +3,7 @@
 import pg from 'pg';
 import { cloneDatabase, dbCounters } from './pg';
 import type { Child } from './procs';
-import { bulkInsert, collectDuplicates, createTenant, drainedQuery, startPeer, startRelays, type Ctx, type PeerMode, type Side } from './sides';
+import { bulkInsert, collectDuplicates, createTenant, isDrained, startPeer, startRelays, warmUp, type Ctx, type PeerMode, type Side } from './sides';
 import { log, machineCpu, nowMs, sleep, until } from './util';
 
 export type DrainResult = {
@@ -69,16 +69,10 @@ export async function startDrainer(
     client = new pg.Client({ connectionString: bdb.url, application_name: 'cassius-bench' });
     await client.connect();
     const c = client;
-    const drained = async () => Boolean((await c.query(drainedQuery[side])).rows[0]?.done);
-    // Warm-up (Ctx.warmupRows): a drain measures the steady state, and 4 fresh relays do not
-    // each pay for compiling their code inside a 4-relay figure.
-    // (Counted per organisation: two sides may warm up at the same time.)
+    // A drain measures the steady state, and 4 fresh relays do not each pay for compiling their
+    // code inside a 4-relay figure.
     const warmup = opts.warmupRows ?? ctx.warmupRows * processes;
-    if (warmup > 0) {
-      await bulkInsert(c, tenant.organisationId, warmup);
-      await until(() => ctx.emu.receivedFor(tenant.organisationId) >= warmup, 300_000, `${warmup} warm-up changes to reach Google (${side})`, 10);
-      await until(drained, 60_000, `the ${side} warm-up to drain`, 5);
-    }
+    if (warmup > 0) await warmUp(ctx, c, side, tenant, warmup);
     // Our own setup sessions end here: from now on the database's counters are the processes'.
     await bdb.quiesce();
     collectDuplicates(ctx, side, [tenant]);
@@ -123,7 +117,7 @@ export async function startDrainer(
         await until(
           async () => {
             own += 1;
-            return drained();
+            return isDrained(c, side);
           },
           timeoutMs,
           `the ${side} queue to drain`,

@@ -4,8 +4,8 @@ import { randomUUID } from 'node:crypto';
 import pg from 'pg';
 import { cloneDatabase } from './pg';
 import type { Child } from './procs';
-import { bulkInsert, collectDuplicates, createTenant, drainedQuery, insertOne, startPeer, startRelays, type Ctx, type Side } from './sides';
-import { percentile, sleep, until } from './util';
+import { collectDuplicates, createTenant, insertOne, startPeer, startRelays, warmUp, type Ctx, type Side } from './sides';
+import { percentile, sleep } from './util';
 
 export type LatencyResult = { p50: number; p99: number; max: number; samples: number };
 
@@ -29,11 +29,8 @@ export async function startLatencyTarget(ctx: Ctx, side: Side): Promise<LatencyT
     const tenant = await createTenant(ctx, bdb);
     procs = side === 'ours' ? await startRelays(ctx, bdb, 1) : await startPeer(ctx, bdb);
     await client.connect();
-    // Warm-up, unmeasured, as for the drains: the process's hot paths compiled first.
-    // (Counted per organisation: the two sides warm up at the same time.)
-    await bulkInsert(client, tenant.organisationId, ctx.warmupRows);
-    await until(() => ctx.emu.receivedFor(tenant.organisationId) >= ctx.warmupRows, 300_000, `the ${side} latency warm-up`, 10);
-    await until(async () => Boolean((await client.query(drainedQuery[side])).rows[0]?.done), 60_000, `the ${side} warm-up to drain`, 5);
+    // Warm-up, as for the drains: the process's hot paths compiled first.
+    await warmUp(ctx, client, side, tenant, ctx.warmupRows);
     collectDuplicates(ctx, side, [tenant]);
     return {
       async round(samples, gapMs) {

@@ -10,7 +10,7 @@ import type { RelayConfig } from '../../src/shared/config';
 import type { BenchEmulator } from './emulator';
 import type { BenchCluster, BenchDb, Template } from './pg';
 import { peerScript, relayCommand, spawnChild, type Child } from './procs';
-import { nowMs } from './util';
+import { nowMs, until } from './util';
 
 export type Side = 'ours' | 'peer';
 export type PeerMode = 'unbatched' | 'tuned';
@@ -196,7 +196,22 @@ export const PEER_TUNING = (concurrency: number) =>
   `pollInterval 1000 ms (LISTEN/NOTIFY wakes it), jobs enqueued by a statement-level trigger calling graphile_worker.add_jobs()`;
 
 /** The table the side's pending work lives in, and a query that is true once it is empty. */
-export const drainedQuery: Record<Side, string> = {
+const drainedQuery: Record<Side, string> = {
   ours: 'select not exists (select 1 from sync_outbox where failed_at is null) as done',
   peer: 'select not exists (select 1 from graphile_worker._private_jobs) as done',
 };
+
+/** Whether the side's queue is empty (nothing left to relay). */
+export async function isDrained(client: pg.ClientBase | pg.Pool, side: Side): Promise<boolean> {
+  return Boolean((await client.query(drainedQuery[side])).rows[0]?.done);
+}
+
+/**
+ * Warm-up (Ctx.warmupRows): `rows` changes relayed, unmeasured, before a process's first
+ * measured round. Counted per organisation: two sides may warm up at the same time.
+ */
+export async function warmUp(ctx: Ctx, client: pg.ClientBase, side: Side, tenant: Tenant, rows: number): Promise<void> {
+  await bulkInsert(client, tenant.organisationId, rows);
+  await until(() => ctx.emu.receivedFor(tenant.organisationId) >= rows, 300_000, `${rows} warm-up changes to reach Google (${side})`, 10);
+  await until(() => isDrained(client, side), 60_000, `the ${side} warm-up to drain`, 5);
+}

@@ -5,7 +5,7 @@ import { randomUUID } from 'node:crypto';
 import pg from 'pg';
 import { cloneDatabase, type BenchDb } from './pg';
 import type { Child } from './procs';
-import { collectDuplicates, createTenant, drainedQuery, insertMany, startPeer, startRelays, type Ctx, type Side } from './sides';
+import { collectDuplicates, createTenant, insertMany, isDrained, startPeer, startRelays, type Ctx, type Side } from './sides';
 import { log, nowMs, percentile, sleep, until } from './util';
 
 /**
@@ -140,8 +140,8 @@ async function tableStats(bdb: BenchDb, side: Side) {
 
 /**
  * The queue table's largest size over a few seconds while the stream goes on: between two
- * vacuums its size is a sawtooth (dead rows pile up for ~2 s, then their space is reused), so
- * one instant's reading says more about where the sawtooth was than about bloat.
+ * vacuums its size is a sawtooth (dead rows pile up for about a second, then their space is
+ * reused), so one instant's reading says more about where the sawtooth was than about bloat.
  */
 export const PEAK_WINDOW_MS = 4_000;
 async function peakTableStats(bdb: BenchDb, side: Side) {
@@ -271,7 +271,7 @@ export async function sustainedRun(
     const held = phase(ctx, load, heldFrom, heldTo);
     const expected = load.commits.size;
     await until(() => relayed() >= expected, 600_000, `the ${side} backlog to drain`, 50);
-    await until(async () => Boolean((await bdb.pool.query(drainedQuery[side])).rows[0]?.done), 120_000, 'drain', 50);
+    await until(() => isDrained(bdb.pool, side), 120_000, 'drain', 50);
     return { offeredRate: opts.rate, bloat, xmin: { clean, held, recoverySeconds, thresholdMs, deadTuplesAtRelease, bucketP99 } };
   } finally {
     await holder.end().catch(() => {});
